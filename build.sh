@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# build.sh: the one place that knows how luksmount is built and tested. The Makefile calls it.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+GO=${GO:-go}
+VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo devel)}
+LDFLAGS="-s -w -X github.com/luksmount/luksmount/pkg/version.Version=${VERSION}"
+
+# Debian packages the build and the tests use on the host.
+HOST_PACKAGES=(qemu-system-x86 qemu-system-arm qemu-utils cryptsetup-bin e2fsprogs cpio libnfs-utils lz4 xz-utils zstd kmod busybox-static ca-certificates)
+
+step() { printf '==> %s\n' "$*" >&2; }
+timed() { # timed NAME CMD...: run CMD and print how long it took
+	local name=$1 start rc=0
+	shift
+	start=$(date +%s)
+	"$@" || rc=$?
+	printf '==> %s took %ss (exit %s)\n' "$name" "$(($(date +%s) - start))" "$rc" >&2
+	return "$rc"
+}
+
+deps() {
+	local missing=()
+	dpkg --print-foreign-architectures | grep -qx arm64 || { step "adding dpkg architecture arm64"; dpkg --add-architecture arm64; missing+=(update); }
+	for p in "${HOST_PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	if [ ${#missing[@]} -eq 0 ] && [ -d /var/lib/apt/lists ] && ls /var/lib/apt/lists/*arm64_Packages* >/dev/null 2>&1; then
+		return 0
+	fi
+	local sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	step "installing Debian packages: ${HOST_PACKAGES[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${HOST_PACKAGES[@]}" >/dev/null
+}
+
+host() {
+	mkdir -p bin
+	step "building bin/luksmount"
+	$GO build -trimpath -ldflags "$LDFLAGS" -o bin/luksmount ./cmd/luksmount
+}
+
+cross() {
+	local os arch
+	for os in darwin linux; do
+		for arch in arm64 amd64; do
+			step "go build ./... for $os/$arch"
+			GOOS=$os GOARCH=$arch CGO_ENABLED=0 $GO build -trimpath -o /dev/null ./...
+			GOOS=$os GOARCH=$arch CGO_ENABLED=0 $GO vet ./...
+		done
+	done
+}
+
+test_quick() {
+	$GO vet ./...
+	$GO test -count=1 ./...
+}
+
+fuzz() {
+	# Each fuzz target runs briefly; the seed corpus always runs in test-quick.
+	local pkg target
+	while read -r pkg target; do
+		[ -n "$target" ] || continue
+		step "fuzz $pkg $target"
+		$GO test -run='^$' -fuzz="^${target}\$" -fuzztime=${FUZZTIME:-20s} "$pkg"
+	done < <(grep -rl --include='*_test.go' '^func Fuzz' . | while read -r f; do
+		d=$(dirname "$f")
+		grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //' | sed "s|^|$d |"
+	done)
+}
+
+test_vm() {
+	$GO test -count=1 -tags vmtest -timeout 40m -v ./test/... 2>&1 | tee build/test-vm.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+[a-z_]+_test\.go)' || true
+	! grep -qE '^(--- FAIL|FAIL|panic)' build/test-vm.log
+}
+
+images_cmd() { # images ARCH...: implemented with the initramfs builder
+	"$ROOT/initramfs/build-images.sh" "$@"
+}
+
+verify_images() {
+	"$ROOT/initramfs/build-images.sh" --verify "$@"
+}
+
+test_all() {
+	local t0
+	t0=$(date +%s)
+	timed "unit tests (test-quick)" test_quick
+	timed "cross builds" cross
+	timed "fuzz" fuzz
+	mkdir -p build
+	timed "VM tier" test_vm
+	printf '==> whole test run took %ss\n' "$(($(date +%s) - t0))" >&2
+}
+
+bench() {
+	mkdir -p bench/results
+	$GO run ./bench/cmd/luksmount-bench "$@"
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+deps) deps ;;
+host) host ;;
+images) images_cmd "$@" ;;
+verify-images) verify_images "$@" ;;
+cross) cross ;;
+test-quick) test_quick ;;
+fuzz) fuzz ;;
+test-vm) mkdir -p build && test_vm ;;
+test) test_all ;;
+bench) bench "$@" ;;
+*)
+	echo "usage: build.sh deps|host|images|verify-images|cross|test-quick|fuzz|test-vm|test|bench" >&2
+	exit 2
+	;;
+esac
