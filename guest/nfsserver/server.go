@@ -23,7 +23,7 @@ type Options struct {
 	// use the owner of Root instead.
 	DriveUID, DriveGID uint32
 	OwnerFromRoot      bool
-	PassThroughIDs     bool                          // --owner none: no id mapping at all
+	PassThroughIDs     bool                             // --owner none: no id mapping at all
 	Logf               func(format string, args ...any) // user-facing log lines (may be nil)
 }
 
