@@ -1,0 +1,185 @@
+package debpkg
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func sum(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+
+func TestLockRoundTrip(t *testing.T) {
+	l := &Lock{Pins: []Pin{
+		{Arch: "arm64", Name: "libc6", DebArch: "arm64", Version: "2.36-9+deb12u14", SHA256: sum("a"), Variants: []string{"nfsclient", "agent"}},
+		{Arch: "amd64", Name: "libaudit-common", DebArch: "all", Version: "1:3.0.9-1", SHA256: sum("b"), Variants: []string{"agent"}},
+		{Arch: "amd64", Name: "cryptsetup-bin", DebArch: "amd64", Version: "2:2.6.1-4~deb12u2", SHA256: sum("c"), Variants: []string{"agent"}},
+	}}
+	var buf bytes.Buffer
+	if err := l.Format(&buf); err != nil {
+		t.Fatal(err)
+	}
+	text := buf.String()
+	if !strings.HasPrefix(text, LockHeader) || !strings.Contains(text, "make lock") {
+		t.Errorf("lock lacks its header:\n%s", text)
+	}
+	body := strings.TrimPrefix(text, LockHeader)
+	want := "amd64 cryptsetup-bin:amd64 2:2.6.1-4~deb12u2 " + sum("c") + " agent\n" +
+		"amd64 libaudit-common:all 1:3.0.9-1 " + sum("b") + " agent\n" +
+		"arm64 libc6:arm64 2.36-9+deb12u14 " + sum("a") + " agent,nfsclient\n"
+	if body != want {
+		t.Errorf("body:\n%s\nwant:\n%s", body, want)
+	}
+	back, err := ParseLock(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again bytes.Buffer
+	back.Format(&again)
+	if again.String() != text {
+		t.Errorf("format(parse(x)) != x:\n%s", again.String())
+	}
+	if got := back.For("arm64", "nfsclient"); len(got) != 1 || got[0].Name != "libc6" {
+		t.Errorf("For(arm64, nfsclient) = %v", got)
+	}
+	if got := back.For("amd64", "agent"); len(got) != 2 {
+		t.Errorf("For(amd64, agent) = %v", got)
+	}
+}
+
+func TestParseLockErrors(t *testing.T) {
+	good := "amd64 libc6:amd64 2.36 " + sum("a") + " agent"
+	for _, in := range []string{
+		"amd64 libc6:amd64 2.36 " + sum("a"),                             // missing variants
+		"amd64 libc6 2.36 " + sum("a") + " agent",                        // no :arch
+		"amd64 libc6:amd64 2.36 abc agent",                               // short sha
+		"amd64 libc6:amd64 2.36 " + strings.ToUpper(sum("a")) + " agent", // uppercase
+		good + "\n" + good,                                               // duplicate
+	} {
+		if _, err := ParseLock(strings.NewReader(in)); err == nil {
+			t.Errorf("ParseLock(%q) succeeded; want an error", in)
+		}
+	}
+}
+
+func TestDeps(t *testing.T) {
+	st := ParseStanza("Package: x\nPre-Depends: libc6 (>= 2.34)\nDepends: libfoo:any (= 1),\n debconf (>= 0.5) | debconf-2.0, libbar\nDescription: y\n more\n\nPackage: second\n")
+	want := [][]string{{"libc6"}, {"libfoo"}, {"debconf", "debconf-2.0"}, {"libbar"}}
+	if got := st.Deps(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Deps = %q; want %q", got, want)
+	}
+	if st["Package"] != "x" {
+		t.Errorf("ParseStanza read past the first record: %q", st["Package"])
+	}
+}
+
+// fakeApt serves stanzas from a map keyed "name:arch" and "downloads" .debs whose content is
+// the spec string.
+type fakeApt struct {
+	pkgs      map[string]string // "name:arch" -> stanza text
+	gone      map[string]bool   // specs whose download fails
+	downloads int
+}
+
+func (f *fakeApt) Show(spec string) (Stanza, error) {
+	key, _, _ := strings.Cut(spec, "=")
+	s, ok := f.pkgs[key]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoPackage, spec)
+	}
+	return ParseStanza(s), nil
+}
+
+func (f *fakeApt) Download(dir, spec string) error {
+	f.downloads++
+	if f.gone[spec] {
+		return errors.New("E: Can't find a version")
+	}
+	return os.WriteFile(filepath.Join(dir, "x.deb"), []byte(spec), 0o644)
+}
+
+func stanza(name, arch, version, deps string) string {
+	return fmt.Sprintf("Package: %s\nArchitecture: %s\nVersion: %s\nDepends: %s\nSHA256: %s\n", name, arch, version, deps, sum(name+":"+arch+"="+version))
+}
+
+func TestResolve(t *testing.T) {
+	apt := &fakeApt{pkgs: map[string]string{
+		"linux-image-cloud-amd64:amd64":          stanza("linux-image-cloud-amd64", "amd64", "6.1.192-2", "linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)"),
+		"linux-image-6.1.0-56-cloud-amd64:amd64": stanza("linux-image-6.1.0-56-cloud-amd64", "amd64", "6.1.192-2", "kmod, linux-base"),
+		"cryptsetup-bin:amd64":                   stanza("cryptsetup-bin", "amd64", "2:2.6.1", "libc6 (>= 2.34), libcryptsetup12"),
+		"libcryptsetup12:amd64":                  stanza("libcryptsetup12", "amd64", "2:2.6.1", "libc6, debconf | debconf-2.0, libaudit-common"),
+		"libc6:amd64":                            stanza("libc6", "amd64", "2.36", "libgcc-s1"),
+		"libgcc-s1:amd64":                        stanza("libgcc-s1", "amd64", "12.2", "libc6 (>= 2.35)"),
+		"debconf:all":                            stanza("debconf", "all", "1.5", "perl-base"),
+		"libaudit-common:all":                    stanza("libaudit-common", "all", "1:3.0.9-1", ""),
+		"busybox-static:amd64":                   stanza("busybox-static", "amd64", "1.35", ""),
+	}}
+	pins, err := Resolve(apt, []Want{
+		{Variant: "agent", Arch: "amd64", Kernel: "linux-image-cloud-amd64", Roots: []string{"cryptsetup-bin"}, Exclude: []string{"debconf"}},
+		{Variant: "nfsclient", Arch: "amd64", Kernel: "linux-image-cloud-amd64", Roots: []string{"busybox-static", "libc6"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range pins {
+		got = append(got, p.Name+":"+p.DebArch+"="+p.Version+" "+strings.Join(p.Variants, ","))
+	}
+	want := []string{
+		"busybox-static:amd64=1.35 nfsclient",
+		"cryptsetup-bin:amd64=2:2.6.1 agent",
+		"libaudit-common:all=1:3.0.9-1 agent",
+		"libc6:amd64=2.36 agent,nfsclient",
+		"libcryptsetup12:amd64=2:2.6.1 agent",
+		"libgcc-s1:amd64=12.2 agent,nfsclient",
+		"linux-image-6.1.0-56-cloud-amd64:amd64=6.1.192-2 agent,nfsclient",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("pins:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if pins[0].SHA256 != sum("busybox-static:amd64=1.35") {
+		t.Errorf("sha256 not taken from apt")
+	}
+
+	// A dependency nobody provides is an error naming it.
+	apt.pkgs["libc6:amd64"] = stanza("libc6", "amd64", "2.36", "libmissing")
+	if _, err := Resolve(apt, []Want{{Variant: "agent", Arch: "amd64", Roots: []string{"libc6"}}}); err == nil || !strings.Contains(err.Error(), "libmissing") {
+		t.Errorf("err = %v; want one naming libmissing", err)
+	}
+}
+
+func TestFetch(t *testing.T) {
+	apt := &fakeApt{gone: map[string]bool{}}
+	c := Cache{Dir: t.TempDir(), Apt: apt}
+	p := Pin{Arch: "amd64", Name: "libc6", DebArch: "amd64", Version: "1:2.36", SHA256: sum("libc6:amd64=1:2.36")}
+	path, err := c.Fetch(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(path) != "libc6_1%3a2.36_amd64.deb" {
+		t.Errorf("cached as %s", path)
+	}
+	if _, err := c.Fetch(p); err != nil || apt.downloads != 1 {
+		t.Errorf("second Fetch: err %v, %d downloads; want a cache hit", err, apt.downloads)
+	}
+
+	bad := p
+	bad.Version, bad.SHA256 = "1:2.37", sum("something else")
+	if _, err := c.Fetch(bad); !errors.Is(err, ErrChecksum) {
+		t.Errorf("wrong sha: err = %v; want ErrChecksum", err)
+	}
+
+	gone := p
+	gone.Version = "1:2.30"
+	apt.gone[gone.Spec()] = true
+	_, err = c.Fetch(gone)
+	if !errors.Is(err, ErrNotDownloadable) || !strings.Contains(err.Error(), "run `make lock` to pin the current version") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("gone: err = %q; want a one-line ErrNotDownloadable telling to run make lock", err)
+	}
+}
