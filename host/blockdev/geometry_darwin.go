@@ -1,0 +1,59 @@
+package blockdev
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+const runtimeGOOS = "darwin"
+
+// <sys/disk.h> ioctls: _IOR('d', 24, uint32_t), _IOR('d', 25, uint64_t), _IOR('d', 77, uint32_t).
+const (
+	dkiocGetBlockSize         = 0x40046418
+	dkiocGetBlockCount        = 0x40086419
+	dkiocGetPhysicalBlockSize = 0x4004644d
+)
+
+func openTarget(path string, isImage, readOnly bool) (*os.File, error) {
+	flags := os.O_RDWR
+	if readOnly {
+		flags = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, flags, 0)
+	switch {
+	case err == nil:
+		return f, nil
+	case errors.Is(err, os.ErrPermission) && !isImage:
+		// Even root gets EPERM on /dev/disk* until the terminal has Full Disk Access (TCC).
+		return nil, fmt.Errorf("cannot open %s: %w; run with sudo, and give your terminal app Full Disk Access in System Settings > Privacy & Security", path, err)
+	case errors.Is(err, unix.EBUSY):
+		return nil, fmt.Errorf("cannot open %s: %w: %v", path, ErrInUse, err)
+	default:
+		return nil, fmt.Errorf("cannot open %s: %w", path, err)
+	}
+}
+
+func deviceGeometry(f *os.File) (geometry, error) {
+	fd := int(f.Fd())
+	// IoctlGetInt zeroes a 64-bit int; a uint32 result lands in its low half
+	// on little-endian arm64 and amd64, the only Macs there are.
+	logical, err := unix.IoctlGetInt(fd, dkiocGetBlockSize)
+	if err != nil {
+		return geometry{}, fmt.Errorf("DKIOCGETBLOCKSIZE: %w", err)
+	}
+	count, err := unix.IoctlGetInt(fd, dkiocGetBlockCount)
+	if err != nil {
+		return geometry{}, fmt.Errorf("DKIOCGETBLOCKCOUNT: %w", err)
+	}
+	physical, err := unix.IoctlGetInt(fd, dkiocGetPhysicalBlockSize)
+	if err != nil || physical <= 0 {
+		physical = logical // ENOTSUP/ENOTTY: drivers that do not know assume logical
+	}
+	if logical <= 0 {
+		return geometry{}, fmt.Errorf("device reports block size %d", logical)
+	}
+	return geometry{size: int64(count) * int64(logical), logical: logical, physical: physical}, nil
+}
