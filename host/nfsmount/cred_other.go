@@ -1,0 +1,7 @@
+//go:build !unix
+
+package nfsmount
+
+import "os/exec"
+
+func setCred(*exec.Cmd, *Cred) {}
