@@ -25,6 +25,8 @@ type Options struct {
 	OwnerFromRoot      bool
 	PassThroughIDs     bool                             // --owner none: no id mapping at all
 	Logf               func(format string, args ...any) // user-facing log lines (may be nil)
+	// OnUnmount is told when a client sends MOUNT UMNT/UMNTALL (may be nil).
+	OnUnmount func(client string)
 }
 
 // ErrClosed is returned by Serve when called after Close.

@@ -1,0 +1,121 @@
+package nfsserver
+
+import (
+	"sync"
+
+	"github.com/luksmount/luksmount/guest/nfshandle"
+	"golang.org/x/sys/unix"
+)
+
+// fdCache keeps a few open files keyed by handle so READ and WRITE do not
+// open and close per call. Entries are reference counted; an entry is only
+// closed when unused. Dirty data survives eviction in the page cache and is
+// flushed by COMMIT (fsync on any fd of the inode) or by Close (syncfs).
+type fdCache struct {
+	t        *nfshandle.Table
+	readOnly bool
+	max      int
+
+	mu   sync.Mutex
+	m    map[string]*openFile
+	tick uint64
+}
+
+type openFile struct {
+	fd   int
+	key  string
+	refs int
+	used uint64
+	gone bool // evicted while in use: close on last release
+}
+
+func newFdCache(t *nfshandle.Table, readOnly bool, max int) *fdCache {
+	return &fdCache{t: t, readOnly: readOnly, max: max, m: map[string]*openFile{}}
+}
+
+// get returns an open fd (read-write unless the server is read-only or the
+// file cannot be opened for writing) for a regular file's handle.
+func (c *fdCache) get(h []byte) (*openFile, error) {
+	key := string(h)
+	c.mu.Lock()
+	c.tick++
+	if of, ok := c.m[key]; ok {
+		of.refs++
+		of.used = c.tick
+		c.mu.Unlock()
+		return of, nil
+	}
+	c.mu.Unlock()
+
+	flags := unix.O_RDWR
+	if c.readOnly {
+		flags = unix.O_RDONLY
+	}
+	fd, _, err := c.t.Open(h, flags)
+	if err == unix.EROFS || err == unix.ETXTBSY || err == unix.EACCES {
+		fd, _, err = c.t.Open(h, unix.O_RDONLY)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if of, ok := c.m[key]; ok { // lost a race: use the winner
+		unix.Close(fd)
+		of.refs++
+		return of, nil
+	}
+	if len(c.m) >= c.max {
+		c.evictLocked()
+	}
+	of := &openFile{fd: fd, key: key, refs: 1, used: c.tick}
+	c.m[key] = of
+	return of, nil
+}
+
+func (c *fdCache) evictLocked() {
+	var victim *openFile
+	for _, of := range c.m {
+		if victim == nil || of.used < victim.used {
+			victim = of
+		}
+	}
+	if victim != nil {
+		c.dropLocked(victim)
+	}
+}
+
+func (c *fdCache) dropLocked(of *openFile) {
+	if c.m[of.key] == of {
+		delete(c.m, of.key)
+	}
+	of.gone = true
+	if of.refs == 0 {
+		unix.Close(of.fd)
+	}
+}
+
+// forget drops an entry (the file was unlinked).
+func (c *fdCache) forget(of *openFile) {
+	c.mu.Lock()
+	c.dropLocked(of)
+	c.mu.Unlock()
+}
+
+func (c *fdCache) put(of *openFile) {
+	c.mu.Lock()
+	of.refs--
+	if of.refs == 0 && of.gone {
+		unix.Close(of.fd)
+	}
+	c.mu.Unlock()
+}
+
+// closeAll closes every unused fd.
+func (c *fdCache) closeAll() {
+	c.mu.Lock()
+	for _, of := range c.m {
+		c.dropLocked(of)
+	}
+	c.mu.Unlock()
+}
