@@ -152,7 +152,6 @@ func (f *fakeFS) Chown(n string, uid, gid int) error {
 	return f.chownErr
 }
 
-
 func TestCreateRaceAndOwner(t *testing.T) {
 	parent := t.TempDir()
 	f := &fakeFS{mkdirRace: true}
