@@ -1,0 +1,68 @@
+package clientvm
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/luksmount/luksmount/initramfs/cpio"
+)
+
+func TestMountData(t *testing.T) {
+	got := Spec{Port: 40001, Export: "/", MountOptions: "rsize=1048576"}.MountData()
+	for _, want := range []string{"vers=3", "proto=tcp", "port=40001", "mountport=40001", "nolock", "addr=10.0.2.2", "rsize=1048576"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("MountData() = %q; missing %q", got, want)
+		}
+	}
+}
+
+func TestCombinedInitrdCarriesSpecAndManifest(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.gz")
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	w := cpio.NewWriter(zw)
+	w.WriteRecord(cpio.Record{Name: "init", Mode: cpio.TypeReg | 0o755, Data: []byte("x")})
+	w.Close()
+	zw.Close()
+	os.WriteFile(base, b.Bytes(), 0o644)
+
+	out := filepath.Join(dir, "out")
+	spec := Spec{Port: 7, Export: "/", Run: "files"}
+	if err := combinedInitrd(out, base, spec, []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(out)
+	if !bytes.HasPrefix(raw, b.Bytes()) {
+		t.Fatal("combined initrd does not start with the base image")
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw[len(b.Bytes()):]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cpio.NewReader(zr)
+	files := map[string][]byte{}
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["/"+rec.Name] = rec.Data
+	}
+	var got Spec
+	if err := json.Unmarshal(files[SpecPath], &got); err != nil || got != spec {
+		t.Fatalf("spec in archive = %+v, %v; want %+v", got, err, spec)
+	}
+	if string(files[ManifestPath]) != "m" {
+		t.Fatalf("manifest = %q", files[ManifestPath])
+	}
+}

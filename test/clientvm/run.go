@@ -1,0 +1,180 @@
+package clientvm
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/luksmount/luksmount/initramfs/cpio"
+)
+
+// Config says how to boot the client VM.
+type Config struct {
+	Arch     string // amd64 or arm64
+	Kernel   string // vmlinuz
+	Image    string // the nfsclient initramfs
+	Dir      string // work dir: console log, results, the combined initrd
+	Spec     Spec
+	Manifest []byte // handed to verify-manifest
+	Memory   int    // MiB; 0 = 512
+	Timeout  time.Duration
+}
+
+// Report is what the client VM said.
+type Report struct {
+	Lines    []Line
+	Results  []json.RawMessage
+	Manifest string
+	Passed   int
+	Failed   int
+	Done     bool
+	Console  string // tail, for failures
+	Duration time.Duration
+}
+
+// Errors reports the client's error lines.
+func (r *Report) Errors() []string {
+	var e []string
+	for _, l := range r.Lines {
+		if l.Kind == "error" {
+			e = append(e, l.Error)
+		}
+	}
+	return e
+}
+
+// Run boots the client VM and waits for it to power off.
+func Run(ctx context.Context, c Config) (*Report, error) {
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Minute
+	}
+	if c.Memory == 0 {
+		c.Memory = 512
+	}
+	initrd := filepath.Join(c.Dir, "client-initrd.img")
+	if err := combinedInitrd(initrd, c.Image, c.Spec, c.Manifest); err != nil {
+		return nil, err
+	}
+	results := filepath.Join(c.Dir, "client-results.jsonl")
+	console := filepath.Join(c.Dir, "client-console.log")
+	os.Remove(results)
+	args := qemuArgs(c, initrd, results, console)
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	bin := "qemu-system-x86_64"
+	if c.Arch == "arm64" {
+		bin = "qemu-system-aarch64"
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	runErr := cmd.Run()
+	rep := &Report{Duration: time.Since(start)}
+	rep.Console = tail(console, 40)
+	if f, err := os.Open(results); err == nil {
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			var l Line
+			if json.Unmarshal(sc.Bytes(), &l) != nil {
+				continue
+			}
+			rep.Lines = append(rep.Lines, l)
+			switch l.Kind {
+			case "result":
+				rep.Results = append(rep.Results, l.Result)
+			case "manifest":
+				rep.Manifest = l.Manifest
+			case "done":
+				rep.Done, rep.Passed, rep.Failed = true, l.Passed, l.Failed
+			}
+		}
+		f.Close()
+	}
+	if ctx.Err() != nil {
+		return rep, fmt.Errorf("client VM did not finish within %s; console tail:\n%s", c.Timeout, rep.Console)
+	}
+	if runErr != nil {
+		return rep, fmt.Errorf("client VM: %w: %s", runErr, strings.TrimSpace(stderr.String()))
+	}
+	return rep, nil
+}
+
+func qemuArgs(c Config, initrd, results, console string) []string {
+	var a []string
+	console0 := "ttyS0"
+	if c.Arch == "arm64" {
+		console0 = "ttyAMA0"
+		a = append(a, "-M", "virt", "-accel", "tcg", "-cpu", "max,pauth=off")
+	} else {
+		a = append(a, "-M", "q35", "-accel", "tcg", "-cpu", "max")
+	}
+	a = append(a,
+		"-m", fmt.Sprint(c.Memory), "-smp", "1",
+		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+		"-kernel", c.Kernel, "-initrd", initrd,
+		"-append", "console="+console0+" panic=-1 quiet cryptomgr.notests",
+		"-serial", "file:"+console,
+		"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0",
+		"-device", "virtio-serial-pci",
+		"-chardev", "file,id=res,path="+results,
+		"-device", "virtserialport,chardev=res,name="+ResultsPort,
+		"-device", "virtio-rng-pci",
+	)
+	return a
+}
+
+// combinedInitrd writes the client image followed by a second gzip'd cpio with the spec: the
+// kernel unpacks concatenated archives in order.
+func combinedInitrd(out, image string, spec Spec, manifest []byte) error {
+	base, err := os.ReadFile(image)
+	if err != nil {
+		return fmt.Errorf("client image: %w (build it with `make images`)", err)
+	}
+	js, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	buf.Write(base)
+	zw := gzip.NewWriter(&buf)
+	w := cpio.NewWriter(zw)
+	recs := []cpio.Record{
+		{Name: "etc/lmtest", Mode: cpio.TypeDir | 0o755},
+		{Name: strings.TrimPrefix(SpecPath, "/"), Mode: cpio.TypeReg | 0o644, Data: js},
+	}
+	if manifest != nil {
+		recs = append(recs, cpio.Record{Name: strings.TrimPrefix(ManifestPath, "/"), Mode: cpio.TypeReg | 0o644, Data: manifest})
+	}
+	for _, r := range recs {
+		if err := w.WriteRecord(r); err != nil {
+			return err
+		}
+	}
+	if err := errors.Join(w.Close(), zw.Close()); err != nil {
+		return err
+	}
+	return os.WriteFile(out, buf.Bytes(), 0o644)
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
