@@ -202,3 +202,47 @@ func TestVersionMismatchIsAnswered(t *testing.T) {
 	}
 	_ = io.EOF
 }
+
+// countingConn counts completed writes.
+type countingConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes int
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.mu.Lock()
+	c.writes++
+	c.mu.Unlock()
+	return n, err
+}
+
+func TestAfterReplyRunsOnceTheReplyIsWritten(t *testing.T) {
+	a, b := net.Pipe()
+	cc := &countingConn{Conn: b}
+	writesSeen := make(chan int, 1)
+	srv := &Server{Handler: func(ctx context.Context, r *Request) (any, error) {
+		r.AfterReply(func() {
+			cc.mu.Lock()
+			writesSeen <- cc.writes
+			cc.mu.Unlock()
+		})
+		return ShutdownReply{Synced: true}, nil
+	}}
+	go srv.ServeConn(context.Background(), cc)
+	c := NewClient(a, nil)
+	defer c.Close()
+	rep, err := c.Shutdown(context.Background(), ShutdownRequest{})
+	if err != nil || !rep.Synced {
+		t.Fatalf("Shutdown = %+v, %v", rep, err)
+	}
+	select {
+	case n := <-writesSeen:
+		if n != 1 {
+			t.Fatalf("AfterReply ran after %d writes; want it after the reply frame was written", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("AfterReply never ran")
+	}
+}

@@ -16,7 +16,12 @@ type Request struct {
 	Op     Op
 	Secret []byte
 	args   json.RawMessage
+	after  []func()
 }
+
+// AfterReply makes fn run once the reply to this request has been written to the connection (or
+// the connection failed). The agent powers off from here so the host always gets the reply first.
+func (r *Request) AfterReply(fn func()) { r.after = append(r.after, fn) }
 
 // Decode unmarshals the request's arguments into v.
 func (r *Request) Decode(v any) error {
@@ -50,9 +55,10 @@ type session struct {
 }
 
 type outFrame struct {
-	kind Kind
-	id   uint32
-	body []byte
+	kind    Kind
+	id      uint32
+	body    []byte
+	written chan struct{} // closed once the frame is written or can't be; may be nil
 }
 
 // eventQueue bounds events buffered for a slow host; beyond it, events are dropped (the agent keeps
@@ -94,7 +100,11 @@ func (s *Server) ServeConn(ctx context.Context, rw io.ReadWriteCloser) error {
 		for {
 			select {
 			case f := <-ss.out:
-				if err := WriteFrame(rw, f.kind, f.id, f.body, nil); err != nil {
+				err := WriteFrame(rw, f.kind, f.id, f.body, nil)
+				if f.written != nil {
+					close(f.written)
+				}
+				if err != nil {
 					writeErr <- err
 					cancel()
 					return
@@ -114,7 +124,7 @@ func (s *Server) ServeConn(ctx context.Context, rw io.ReadWriteCloser) error {
 		var f *Frame
 		f, err = ReadFrame(rw)
 		if errors.Is(err, ErrVersion) && f != nil && f.Kind == KindRequest {
-			s.reply(ss, f.ID, nil, Errorf(CodeVersionMismatch, "host speaks another control protocol version; use the luksmount and guest images from one build"))
+			s.reply(ss, f.ID, nil, Errorf(CodeVersionMismatch, "host speaks another control protocol version; use the luksmount and guest images from one build"), nil)
 			continue
 		}
 		if err != nil {
@@ -127,9 +137,9 @@ func (s *Server) ServeConn(ctx context.Context, rw io.ReadWriteCloser) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			result, err := s.handle(ctx, f)
+			result, after, err := s.handle(ctx, f)
 			f.Wipe() // before replying: the host may drop its copy as soon as it sees the reply
-			s.reply(ss, f.ID, result, err)
+			s.reply(ss, f.ID, result, err, after)
 		}()
 	}
 	cancel()
@@ -149,14 +159,15 @@ func (s *Server) ServeConn(ctx context.Context, rw io.ReadWriteCloser) error {
 	return err
 }
 
-func (s *Server) handle(ctx context.Context, f *Frame) (result any, err error) {
+func (s *Server) handle(ctx context.Context, f *Frame) (result any, after []func(), err error) {
 	var req struct {
 		Op   Op              `json:"op"`
 		Args json.RawMessage `json:"args"`
 	}
 	if err := json.Unmarshal(f.Body, &req); err != nil {
-		return nil, Errorf(CodeInvalidArgument, "malformed request: %v", err)
+		return nil, nil, Errorf(CodeInvalidArgument, "malformed request: %v", err)
 	}
+	r := &Request{Op: req.Op, Secret: f.Secret, args: req.Args}
 	defer func() {
 		if v := recover(); v != nil {
 			if s.OnPanic != nil {
@@ -164,13 +175,14 @@ func (s *Server) handle(ctx context.Context, f *Frame) (result any, err error) {
 			}
 			result, err = nil, Errorf(CodeInternal, "agent bug while handling %s: %v", req.Op, v)
 		}
+		after = r.after
 	}()
-	r := &Request{Op: req.Op, Secret: f.Secret, args: req.Args}
 	defer func() { clear(r.Secret); r.Secret = nil }()
-	return s.Handler(ctx, r)
+	result, err = s.Handler(ctx, r)
+	return result, r.after, err
 }
 
-func (s *Server) reply(ss *session, id uint32, result any, err error) {
+func (s *Server) reply(ss *session, id uint32, result any, err error, after []func()) {
 	var resp response
 	if err != nil {
 		var ce *Error
@@ -185,9 +197,22 @@ func (s *Server) reply(ss *session, id uint32, result any, err error) {
 	if merr != nil {
 		body, _ = json.Marshal(response{Error: Errorf(CodeInternal, "cannot encode reply: %v", merr)})
 	}
+	of := outFrame{kind: KindResponse, id: id, body: body}
+	if len(after) > 0 {
+		of.written = make(chan struct{})
+	}
 	select {
-	case ss.out <- outFrame{kind: KindResponse, id: id, body: body}:
+	case ss.out <- of:
+		if of.written != nil {
+			select {
+			case <-of.written:
+			case <-ss.dead:
+			}
+		}
 	case <-ss.dead:
+	}
+	for _, fn := range after {
+		fn()
 	}
 }
 
