@@ -35,7 +35,7 @@ func TestCombinedInitrdCarriesSpecAndManifest(t *testing.T) {
 
 	out := filepath.Join(dir, "out")
 	spec := Spec{Port: 7, Export: "/", Run: "files"}
-	if err := combinedInitrd(out, base, spec, []byte("m")); err != nil {
+	if err := combinedInitrd(out, base, spec, []byte("m"), map[string][]byte{"/etc/lmbench/x/spec.json": []byte("{}")}); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(out)
@@ -61,6 +61,12 @@ func TestCombinedInitrdCarriesSpecAndManifest(t *testing.T) {
 	var got Spec
 	if err := json.Unmarshal(files[SpecPath], &got); err != nil || got != spec {
 		t.Fatalf("spec in archive = %+v, %v; want %+v", got, err, spec)
+	}
+	if string(files["/etc/lmbench/x/spec.json"]) != "{}" {
+		t.Fatalf("extra file = %q", files["/etc/lmbench/x/spec.json"])
+	}
+	if _, ok := files["/etc/lmbench/x"]; !ok {
+		t.Fatal("parent directory of an extra file missing from the archive")
 	}
 	if string(files[ManifestPath]) != "m" {
 		t.Fatalf("manifest = %q", files[ManifestPath])

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -25,6 +27,11 @@ type Config struct {
 	Dir      string // work dir: console log, results, the combined initrd
 	Spec     Spec
 	Manifest []byte // handed to verify-manifest
+	// Files are extra files (absolute path -> content) added to the image, for other inits
+	// built on the nfsclient variant (the benchmark's).
+	Files   map[string][]byte
+	// Ports are extra virtio-serial ports whose output is captured to Dir/<name>.out.
+	Ports []string
 	Memory   int    // MiB; 0 = 512
 	Timeout  time.Duration
 }
@@ -61,7 +68,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		c.Memory = 512
 	}
 	initrd := filepath.Join(c.Dir, "client-initrd.img")
-	if err := combinedInitrd(initrd, c.Image, c.Spec, c.Manifest); err != nil {
+	if err := combinedInitrd(initrd, c.Image, c.Spec, c.Manifest, c.Files); err != nil {
 		return nil, err
 	}
 	results := filepath.Join(c.Dir, "client-results.jsonl")
@@ -131,12 +138,17 @@ func qemuArgs(c Config, initrd, results, console string) []string {
 		"-device", "virtserialport,chardev=res,name="+ResultsPort,
 		"-device", "virtio-rng-pci",
 	)
+	for i, p := range c.Ports {
+		id := fmt.Sprintf("p%d", i)
+		a = append(a, "-chardev", "file,id="+id+",path="+filepath.Join(c.Dir, p+".out"),
+			"-device", "virtserialport,chardev="+id+",name="+p)
+	}
 	return a
 }
 
 // combinedInitrd writes the client image followed by a second gzip'd cpio with the spec: the
 // kernel unpacks concatenated archives in order.
-func combinedInitrd(out, image string, spec Spec, manifest []byte) error {
+func combinedInitrd(out, image string, spec Spec, manifest []byte, files map[string][]byte) error {
 	base, err := os.ReadFile(image)
 	if err != nil {
 		return fmt.Errorf("client image: %w (build it with `make images`)", err)
@@ -156,6 +168,21 @@ func combinedInitrd(out, image string, spec Spec, manifest []byte) error {
 	if manifest != nil {
 		recs = append(recs, cpio.Record{Name: strings.TrimPrefix(ManifestPath, "/"), Mode: cpio.TypeReg | 0o644, Data: manifest})
 	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	dirs := map[string]bool{"etc": true, "etc/lmtest": true}
+	for _, name := range names {
+		rel := strings.TrimPrefix(name, "/")
+		for d := path.Dir(rel); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+			recs = append(recs, cpio.Record{Name: d, Mode: cpio.TypeDir | 0o755})
+		}
+		recs = append(recs, cpio.Record{Name: rel, Mode: cpio.TypeReg | 0o644, Data: files[name]})
+	}
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
 	for _, r := range recs {
 		if err := w.WriteRecord(r); err != nil {
 			return err
