@@ -29,11 +29,11 @@ type Config struct {
 	Manifest []byte // handed to verify-manifest
 	// Files are extra files (absolute path -> content) added to the image, for other inits
 	// built on the nfsclient variant (the benchmark's).
-	Files   map[string][]byte
+	Files map[string][]byte
 	// Ports are extra virtio-serial ports whose output is captured to Dir/<name>.out.
-	Ports []string
-	Memory   int    // MiB; 0 = 512
-	Timeout  time.Duration
+	Ports   []string
+	Memory  int // MiB; 0 = 512
+	Timeout time.Duration
 }
 
 // Report is what the client VM said.
