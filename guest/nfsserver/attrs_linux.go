@@ -194,7 +194,7 @@ func (s *Server) patchReply(proc uint32, rep []byte) []byte {
 		if raw == nil {
 			return
 		}
-		if st, ok := s.stats.get(binary.BigEndian.Uint64(raw[48:56])); ok {
+		if st, ok := s.stats.get(binary.BigEndian.Uint64(raw[52:60])); ok {
 			w.Bool(true)
 			s.putFattr(w, &st)
 			return
@@ -235,6 +235,9 @@ func (s *Server) patchReply(proc uint32, rep []byte) []byte {
 		wcc()
 	}
 	if r.Err() != nil {
+		if debugCalls {
+			s.opts.logf("patch proc %d failed: %v %x", proc, r.Err(), rep)
+		}
 		return rep
 	}
 	return append(w.B, r.Remaining()...)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/luksmount/luksmount/guest/nfshandle"
@@ -442,9 +443,11 @@ func (s *Server) write(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 	if err == nil {
 		switch stable {
 		case dataSync:
+			fsyncs.Add(1)
 			err = unix.Fdatasync(of.fd)
 			committed = dataSync
 		case fileSync:
+			fsyncs.Add(1)
 			err = unix.Fsync(of.fd)
 			committed = fileSync
 		}
@@ -473,6 +476,7 @@ func (s *Server) commit(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 		return
 	}
 	defer s.fds.put(of)
+	fsyncs.Add(1)
 	err = unix.Fsync(of.fd)
 	post, _ := fstat(of.fd)
 	w.Uint32(status(err))
@@ -824,4 +828,8 @@ pages:
 	w.Bool(false)
 	w.Bool(eof)
 }
+
 var debugCalls = os.Getenv("NFS_DEBUG") != ""
+
+// fsyncs counts fsyncs done for COMMIT and stable WRITEs (tests check it).
+var fsyncs atomic.Int64

@@ -214,7 +214,10 @@ func (f *FS) MkdirAll(dir string, perm os.FileMode) error {
 		}
 		return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.EEXIST}
 	}
-	if err := f.root.MkdirAll(dir, perm); err != nil {
+	if perm == 755 {
+		perm = 0o755 // go-nfs's default when the client sends no mode is decimal 755
+	}
+	if err := f.root.MkdirAll(dir, perm&os.ModePerm); err != nil {
 		return err
 	}
 	if uid, gid, ok := f.owner(); ok {
