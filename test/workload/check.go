@@ -129,6 +129,14 @@ func expectListing(dir string, want []string, ignoreSilly bool) error {
 	if err != nil {
 		return err
 	}
+	if d := compareNames(got, want, ignoreSilly); d != "" {
+		return fmt.Errorf("listing of %s: %s", dir, d)
+	}
+	return nil
+}
+
+// compareNames describes how a listing differs from the wanted names, or returns "".
+func compareNames(got, want []string, ignoreSilly bool) string {
 	seen := make(map[string]int, len(got))
 	var dups []string
 	for _, n := range got {
@@ -152,11 +160,11 @@ func expectListing(dir string, want []string, ignoreSilly bool) error {
 		}
 	}
 	if len(dups)+len(missing)+len(extra) == 0 {
-		return nil
+		return ""
 	}
 	slices.Sort(extra)
-	return fmt.Errorf("listing of %s: %d entries, want %d; missing %s; extra %s; duplicated %s",
-		dir, len(got), len(want), someNames(missing), someNames(extra), someNames(dups))
+	return fmt.Sprintf("%d entries, want %d; missing %s; extra %s; duplicated %s",
+		len(got), len(want), someNames(missing), someNames(extra), someNames(dups))
 }
 
 func someNames(names []string) string {

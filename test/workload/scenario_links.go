@@ -156,7 +156,11 @@ func runSymlinks(e *env) error {
 		if err := expectListing(sentinelDir, []string{"sentinel"}, false); err != nil {
 			return fmt.Errorf("outside sentinel directory changed: %w", err)
 		}
-		e.note("outside-sentinel: unchanged after lutimes/lchown/rename/remove of 3 links to %s", sentinelDir)
+		ops := "lutimes/rename/remove"
+		if os.Geteuid() == 0 {
+			ops = "lutimes/lchown/rename/remove"
+		}
+		e.note("outside-sentinel: unchanged after %s of 3 links to %s", ops, sentinelDir)
 	}
 
 	// Rename and remove act on the link, never its target.
