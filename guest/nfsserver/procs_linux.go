@@ -122,8 +122,8 @@ var ownNFS = map[uint32]procFunc{
 
 // Dispatch answers one RPC call (rpcfront.Dispatcher).
 func (s *Server) Dispatch(ctx context.Context, c *rpcfront.Call) []byte {
-	if debugCalls {
-		s.opts.logf("call prog %d vers %d proc %d uid %d", c.Prog, c.Vers, c.Proc, c.UID)
+	if testHookDispatch != nil {
+		testHookDispatch(c)
 	}
 	switch c.Prog {
 	case progNFS:
@@ -829,7 +829,10 @@ pages:
 	w.Bool(eof)
 }
 
-var debugCalls = os.Getenv("NFS_DEBUG") != ""
+var debugCalls = os.Getenv("LUKSMOUNT_NFS_DEBUG") != ""
+
+// testHookDispatch lets tests stall or panic inside a call.
+var testHookDispatch func(c *rpcfront.Call)
 
 // fsyncs counts fsyncs done for COMMIT and stable WRITEs (tests check it).
 var fsyncs atomic.Int64
