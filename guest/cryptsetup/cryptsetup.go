@@ -94,6 +94,22 @@ func checkLabel(l string) error {
 // Tool runs cryptsetup through a command.Runner.
 type Tool struct {
 	Run command.Runner
+	// Memory, if set, is asked after an out-of-memory failure how much the keyslot needs and the
+	// VM has (dev "" = only the VM's memory).
+	Memory func(ctx context.Context, dev string) Memory
+}
+
+func (t *Tool) memory(ctx context.Context, r command.Result, dev string) Memory {
+	if t.Memory == nil || !isOOM(r) {
+		return Memory{}
+	}
+	return t.Memory(ctx, dev)
+}
+
+func isOOM(r command.Result) bool {
+	low := strings.ToLower(r.Stderr)
+	return r.ExitCode == exitNoMem || r.Signal == "killed" ||
+		strings.Contains(low, "not enough available memory") || strings.Contains(low, "cannot allocate memory")
 }
 
 func (t *Tool) run(ctx context.Context, args []string, stdin []byte) (command.Result, error) {
@@ -109,7 +125,7 @@ type Memory struct {
 // Open unlocks dev as MapperPath. secret is passed on stdin and stays the caller's to wipe.
 // hasMagic says whether dev carries a LUKS magic: cryptsetup reports "not a valid LUKS device"
 // both for plain data and for a damaged header.
-func (t *Tool) Open(ctx context.Context, dev string, readOnly bool, secret []byte, hasMagic bool, mem Memory) error {
+func (t *Tool) Open(ctx context.Context, dev string, readOnly bool, secret []byte, hasMagic bool) error {
 	if len(secret) == 0 {
 		return control.Errorf(control.CodeInvalidArgument, "empty passphrase: nothing to unlock %s with", dev)
 	}
@@ -117,7 +133,7 @@ func (t *Tool) Open(ctx context.Context, dev string, readOnly bool, secret []byt
 	if err != nil {
 		return control.Errorf(control.CodeInternal, "cannot run cryptsetup: %v", err)
 	}
-	return Classify("unlock "+dev, r, hasMagic, mem)
+	return Classify("unlock "+dev, r, hasMagic, t.memory(ctx, r, dev))
 }
 
 // Close closes the mapping.
@@ -130,7 +146,7 @@ func (t *Tool) Close(ctx context.Context) error {
 }
 
 // Format runs luksFormat on dev with secret as the first passphrase.
-func (t *Tool) Format(ctx context.Context, dev string, req control.FormatRequest, secret []byte, mem Memory) error {
+func (t *Tool) Format(ctx context.Context, dev string, req control.FormatRequest, secret []byte) error {
 	args, err := FormatArgs(dev, req)
 	if err != nil {
 		return err
@@ -142,6 +158,7 @@ func (t *Tool) Format(ctx context.Context, dev string, req control.FormatRequest
 	if err != nil {
 		return control.Errorf(control.CodeInternal, "cannot run cryptsetup: %v", err)
 	}
+	mem := t.memory(ctx, r, "")
 	mem.NeedKiB = int64(req.PBKDFMemoryKiB)
 	return Classify("format "+dev, r, true, mem)
 }
@@ -184,8 +201,7 @@ func Classify(what string, r command.Result, hasMagic bool, mem Memory) error {
 	switch {
 	case strings.Contains(low, "no key available with this passphrase") || r.ExitCode == exitNoPerm:
 		return e(control.CodeWrongPassphrase, "cannot %s: no key slot opened with this passphrase; check it and try again", what)
-	case strings.Contains(low, "not enough available memory") || strings.Contains(low, "cannot allocate memory") ||
-		r.ExitCode == exitNoMem || r.Signal == "killed":
+	case isOOM(r):
 		return e(control.CodeOutOfMemory, "cannot %s: %s", what, memoryAdvice(mem))
 	case strings.Contains(low, "input/output error") || strings.Contains(low, "i/o error"):
 		return e(control.CodeIOError, "cannot %s: the disk returned I/O errors (%s); copy its data off with ddrescue", what, msg)

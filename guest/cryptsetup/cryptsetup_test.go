@@ -38,7 +38,7 @@ func TestOpenPassesSecretOnStdinOnly(t *testing.T) {
 	const secret = "correct horse battery"
 	rec := &recorder{}
 	tool := &Tool{Run: rec}
-	if err := tool.Open(context.Background(), "/dev/vda", true, []byte(secret), true, Memory{}); err != nil {
+	if err := tool.Open(context.Background(), "/dev/vda", true, []byte(secret), true); err != nil {
 		t.Fatal(err)
 	}
 	c := rec.cmds[0]
@@ -53,7 +53,7 @@ func TestOpenPassesSecretOnStdinOnly(t *testing.T) {
 	if strings.Join(c.Env, " ") != "DM_DISABLE_UDEV=1" {
 		t.Fatalf("env = %q; want DM_DISABLE_UDEV=1", c.Env)
 	}
-	if err := tool.Open(context.Background(), "/dev/vda", false, nil, true, Memory{}); !errors.Is(err, &control.Error{Code: control.CodeInvalidArgument}) {
+	if err := tool.Open(context.Background(), "/dev/vda", false, nil, true); !errors.Is(err, &control.Error{Code: control.CodeInvalidArgument}) {
 		t.Fatalf("Open with empty secret = %v; want invalid-argument", err)
 	}
 	if len(rec.cmds) != 1 {
@@ -92,7 +92,7 @@ func TestFormatArgs(t *testing.T) {
 func TestFormatKeepsSecretOffArgv(t *testing.T) {
 	const secret = "--label evil"
 	rec := &recorder{}
-	err := (&Tool{Run: rec}).Format(context.Background(), "/dev/vda", control.FormatRequest{Type: "luks2"}, []byte(secret), Memory{})
+	err := (&Tool{Run: rec}).Format(context.Background(), "/dev/vda", control.FormatRequest{Type: "luks2"}, []byte(secret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,5 +173,18 @@ func TestHasMagic(t *testing.T) {
 	copy(c, luksMagic)
 	if !HasMagic(bytes.NewReader(c)) {
 		t.Fatal("primary magic not seen")
+	}
+}
+
+func TestOpenOutOfMemoryAsksForSizes(t *testing.T) {
+	rec := &recorder{result: command.Result{ExitCode: 3, Stderr: "Not enough available memory to open a keyslot.\n"}}
+	var asked string
+	tool := &Tool{Run: rec, Memory: func(ctx context.Context, dev string) Memory {
+		asked = dev
+		return Memory{NeedKiB: 4 << 20, HaveKiB: 1 << 20}
+	}}
+	err := tool.Open(context.Background(), "/dev/vda", false, []byte("pw"), true)
+	if !errors.Is(err, control.ErrOutOfMemory) || !strings.Contains(err.Error(), "needs 4096 MiB of memory but the VM has 1024 MiB") || asked != "/dev/vda" {
+		t.Fatalf("Open OOM = %v (asked about %q)", err, asked)
 	}
 }

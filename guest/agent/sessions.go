@@ -1,0 +1,82 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"sync"
+	"time"
+)
+
+// Sessions tracks host connections for the watchdog: once a host has been connected, the VM must
+// not outlive it (the host supervisor may have been killed).
+type Sessions struct {
+	mu       sync.Mutex
+	active   int
+	had      bool
+	lastGone time.Time
+	now      func() time.Time
+}
+
+// Serve serves one host connection with the agent's control server.
+func (a *Agent) Serve(ctx context.Context, s *Sessions, rw io.ReadWriteCloser, via string) error {
+	first := s.begin()
+	if first {
+		a.tl.Step("control", a.tl.Now(), "host connected over %s", via)
+	} else {
+		a.tl.Logf("info", "host connected over %s", via)
+	}
+	err := a.srv.ServeConn(ctx, rw)
+	s.end()
+	a.tl.Logf("info", "host disconnected from %s", via)
+	return err
+}
+
+func (s *Sessions) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
+}
+
+func (s *Sessions) begin() (first bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first = !s.had
+	s.active++
+	s.had = true
+	return first
+}
+
+func (s *Sessions) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.active == 0 {
+		s.lastGone = s.clock()
+	}
+}
+
+// Orphaned reports whether a host was connected and none has been for at least d.
+func (s *Sessions) Orphaned(d time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.had && s.active == 0 && s.clock().Sub(s.lastGone) >= d
+}
+
+// Watchdog shuts the VM down cleanly once the host has been gone for d. It returns when ctx ends
+// or after the shutdown was attempted.
+func (a *Agent) Watchdog(ctx context.Context, s *Sessions, d time.Duration) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.Orphaned(d) {
+			a.ShutdownAndPowerOff("the host has been gone for "+d.String(), true)
+			return
+		}
+	}
+}
