@@ -82,10 +82,14 @@ type Resolver struct {
 }
 
 // Needs returns the dynamic loader and every library the executables at bins (paths inside the
-// sysroot) need, transitively, sorted by path. Static executables need nothing.
-func (r Resolver) Needs(bins ...string) ([]File, error) {
+// sysroot) need, transitively, sorted by path, plus the dlopened libraries (sonames, which
+// DT_NEEDED does not reveal) and what they need. Static executables need nothing.
+func (r Resolver) Needs(bins []string, dlopened []string) ([]File, error) {
 	seen := map[string]File{}
 	queue := []string{}
+	for _, l := range dlopened {
+		queue = append(queue, "dlopen\x00"+l)
+	}
 	for _, b := range bins {
 		_, host, err := r.Root.Resolve(b)
 		if err != nil {
@@ -143,24 +147,6 @@ func (r Resolver) Needs(bins ...string) ([]File, error) {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out, nil
-}
-
-// Lib finds a library by soname (for libraries that are dlopened, which DT_NEEDED does not show)
-// and returns it with its own dependencies.
-func (r Resolver) Lib(soname string) ([]File, error) {
-	file, more, err := r.find(soname)
-	if err != nil {
-		return nil, fmt.Errorf("cannot find %s: %w", soname, err)
-	}
-	out := []File{file}
-	for _, n := range more {
-		deps, err := r.Lib(n)
-		if err != nil {
-			return nil, fmt.Errorf("%s needs %s: %w", soname, n, err)
-		}
-		out = append(out, deps...)
-	}
 	return out, nil
 }
 

@@ -40,7 +40,7 @@ func lddSonames(t *testing.T, bin string) []string {
 const testBin = "/sbin/e2fsck" // e2fsprogs is a build dependency and e2fsck needs several libraries
 
 func TestNeedsMatchesLdd(t *testing.T) {
-	files, err := hostResolver(Sysroot{Roots: []string{"/"}}).Needs(testBin)
+	files, err := hostResolver(Sysroot{Roots: []string{"/"}}).Needs([]string{testBin}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestNeedsMatchesLdd(t *testing.T) {
 // shapes Debian packages use (absolute loader link, soname -> versioned file, symlinked dir).
 func TestFixtureSysroot(t *testing.T) {
 	host := hostResolver(Sysroot{Roots: []string{"/"}})
-	files, err := host.Needs(testBin)
+	files, err := host.Needs([]string{testBin}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestFixtureSysroot(t *testing.T) {
 	}
 	r := host
 	r.Root = Sysroot{Roots: []string{bins, libs}}
-	got, err := r.Needs("/sbin/e2fsck")
+	got, err := r.Needs([]string{"/sbin/e2fsck"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestFixtureSysroot(t *testing.T) {
 		t.Fatalf("e2fsck does not need libext2fs.so.2? %v", files)
 	}
 	os.Remove(filepath.Join(libs, "usr/real", victim))
-	if _, err := r.Needs("/sbin/e2fsck"); !errors.Is(err, ErrNotFound) {
+	if _, err := r.Needs([]string{"/sbin/e2fsck"}, nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("with %s removed: err = %v; want ErrNotFound", victim, err)
 	}
 }
@@ -131,7 +131,7 @@ func TestStaticBinaryNeedsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("busybox-static is a build dependency (run `make deps`): %v", err)
 	}
-	files, err := hostResolver(Sysroot{Roots: []string{"/"}}).Needs(exe)
+	files, err := hostResolver(Sysroot{Roots: []string{"/"}}).Needs([]string{exe}, nil)
 	if err != nil || len(files) != 0 {
 		t.Errorf("Needs(static busybox) = %v, %v; want nothing", files, err)
 	}
@@ -140,7 +140,7 @@ func TestStaticBinaryNeedsNothing(t *testing.T) {
 func TestWrongMachine(t *testing.T) {
 	r := hostResolver(Sysroot{Roots: []string{"/"}})
 	r.Machine = elf.EM_RISCV
-	if _, err := r.Needs(testBin); err == nil {
+	if _, err := r.Needs([]string{testBin}, nil); err == nil {
 		t.Error("binary for the host machine accepted for riscv")
 	}
 }
@@ -182,5 +182,30 @@ func cp(t *testing.T, from, to string) {
 	mkdir(t, filepath.Dir(to))
 	if err := os.WriteFile(to, b, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A dlopened library is found by soname and brings its own needs, without a second copy of the
+// loader that libc names in DT_NEEDED.
+func TestDlopened(t *testing.T) {
+	r := hostResolver(Sysroot{Roots: []string{"/"}})
+	files, err := r.Needs([]string{testBin}, []string{"libgcc_s.so.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcc, loaders := false, 0
+	for _, f := range files {
+		switch path.Base(f.Path) {
+		case "libgcc_s.so.1":
+			gcc = true
+		case "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1":
+			loaders++
+		}
+	}
+	if !gcc || loaders != 1 {
+		t.Errorf("Needs with dlopened libgcc_s: gcc=%v loaders=%d in %v", gcc, loaders, files)
+	}
+	if _, err := r.Needs(nil, []string{"libnosuch.so.9"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing dlopened lib: err = %v; want ErrNotFound", err)
 	}
 }

@@ -1,0 +1,123 @@
+package initramfs
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/luksmount/luksmount/initramfs/cpio"
+)
+
+// Tree is the file tree of an image, built up in any order and written sorted, so the archive
+// depends only on what is in it. Parent directories are created as needed (0755).
+type Tree struct {
+	entries map[string]cpio.Record
+}
+
+// NewTree returns an empty tree.
+func NewTree() *Tree { return &Tree{entries: map[string]cpio.Record{}} }
+
+// Dir adds a directory.
+func (t *Tree) Dir(p string, perm uint32) error {
+	return t.add(cpio.Record{Name: p, Mode: cpio.TypeDir | perm&0o7777})
+}
+
+// File adds a regular file.
+func (t *Tree) File(p string, data []byte, perm uint32) error {
+	return t.add(cpio.Record{Name: p, Mode: cpio.TypeReg | perm&0o7777, Data: data})
+}
+
+// Symlink adds a symbolic link to target.
+func (t *Tree) Symlink(p, target string) error {
+	return t.add(cpio.Record{Name: p, Mode: cpio.TypeSymlink | 0o777, Data: []byte(target)})
+}
+
+// CharDev adds a character device node.
+func (t *Tree) CharDev(p string, perm, major, minor uint32) error {
+	return t.add(cpio.Record{Name: p, Mode: cpio.TypeChar | perm&0o7777, RdevMajor: major, RdevMinor: minor})
+}
+
+// Has reports whether p is in the tree.
+func (t *Tree) Has(p string) bool {
+	_, ok := t.entries[clean(p)]
+	return ok
+}
+
+func clean(p string) string { return strings.TrimPrefix(path.Clean("/"+p), "/") }
+
+func (t *Tree) add(r cpio.Record) error {
+	r.Name = clean(r.Name)
+	if err := cpio.CheckName(r.Name); err != nil {
+		return err
+	}
+	if old, ok := t.entries[r.Name]; ok {
+		if old.Mode == r.Mode && old.RdevMajor == r.RdevMajor && old.RdevMinor == r.RdevMinor && bytes.Equal(old.Data, r.Data) {
+			return nil
+		}
+		return fmt.Errorf("/%s is added twice with different contents", r.Name)
+	}
+	if dir := path.Dir(r.Name); dir != "." {
+		if old, ok := t.entries[dir]; ok && old.Mode&cpio.TypeMask != cpio.TypeDir {
+			return fmt.Errorf("cannot add /%s: /%s is not a directory", r.Name, dir)
+		}
+		if !t.Has(dir) {
+			if err := t.Dir(dir, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	t.entries[r.Name] = r
+	return nil
+}
+
+// WriteCpio writes the tree as a newc archive, sorted by path (so parents precede children),
+// every entry owned by root with the given mtime.
+func (t *Tree) WriteCpio(w io.Writer, mtime uint32) error {
+	names := make([]string, 0, len(t.entries))
+	for n := range t.entries {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	cw := cpio.NewWriter(w)
+	for _, n := range names {
+		r := t.entries[n]
+		r.UID, r.GID, r.Mtime = 0, 0, mtime
+		if err := cw.WriteRecord(r); err != nil {
+			return err
+		}
+	}
+	return cw.Close()
+}
+
+// Size is the total size of the file contents in the tree.
+func (t *Tree) Size() int64 {
+	var n int64
+	for _, r := range t.entries {
+		n += int64(len(r.Data))
+	}
+	return n
+}
+
+// GzipLevel is fixed (not gzip.DefaultCompression) so the bytes do not follow a changed default;
+// level 9 costs several seconds more for under 2% smaller images.
+const GzipLevel = 6
+
+// Gzip compresses data deterministically: no file name, zero mtime, fixed level.
+func Gzip(w io.Writer, data []byte) error {
+	zw, err := gzip.NewWriterLevel(w, GzipLevel)
+	if err != nil {
+		return err
+	}
+	zw.Header = gzip.Header{OS: 255}
+	if _, err := zw.Write(data); err != nil {
+		return fmt.Errorf("cannot compress image: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("cannot compress image: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package initramfs
+
+import (
+	"debug/elf"
+	"fmt"
+	"sort"
+)
+
+// Variant says what goes into one kind of guest image. The init binary is not part of it: it is
+// given at build time (the agent, or a test runner).
+type Variant struct {
+	Name   string
+	Output string // image file name under build/<arch>/
+	// Kernel is the Debian kernel flavour; the metapackage is linux-image-<Kernel>-<arch>.
+	Kernel string
+	// Modules are loaded on every architecture, ArchModules on one; built-in (=y) ones are
+	// skipped. Names use the module file's base name; '-' and '_' are equivalent.
+	Modules     []string
+	ArchModules map[string][]string
+	// Packages are the Debian packages to pin (with their Depends, minus Exclude).
+	Packages []string
+	Exclude  []string
+	// Binaries are executables inside the packages, copied with their libraries and loader.
+	// Each also gets a symlink at its /usr (or non-/usr) counterpart so PATH finds it either way.
+	Binaries []string
+	// Libs are sonames loaded with dlopen, which DT_NEEDED does not reveal.
+	Libs []string
+	// Files are other files copied verbatim from the packages (configuration).
+	Files []string
+	// Symlinks maps a path in the image to a link target.
+	Symlinks map[string]string
+}
+
+// notNeeded are Depends that only matter for installing packages on a full system
+// (maintainer scripts, documentation, data), never to run the binaries we copy.
+var notNeeded = []string{
+	"adduser", "cdebconf", "debconf", "dpkg", "init-system-helpers", "install-info", "libaudit-common",
+	"libpam-modules", "libpam-modules-bin", "libpam-runtime", "libsemanage-common", "lsb-base",
+	"mailcap", "media-types", "mime-support", "passwd", "perl", "perl-base", "python3",
+	"readline-common", "sensible-utils", "sysvinit-utils", "tar", "ucf", "usr-is-merged", "usrmerge",
+	"util-linux-extra",
+}
+
+// virtioModules are the virtio transports and devices every image uses: PCI for q35/virt,
+// MMIO for microvm.
+var virtioModules = []string{
+	"virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console", "virtio-rng",
+}
+
+// Variants are the images the builder knows, by name.
+var Variants = map[string]Variant{
+	"agent": {
+		Name:   "agent",
+		Output: "initramfs.cpio.gz",
+		Kernel: "cloud",
+		Modules: append(append([]string{}, virtioModules...),
+			"vsock", "vmw_vsock_virtio_transport",
+			"dm-mod", "dm-crypt",
+			"aes_generic", "cbc", "xts", "essiv", "sha256_generic", "sha512_generic",
+			"af_alg", "algif_skcipher", "algif_hash",
+			"ext4", "jbd2", "mbcache", "crc16", "crc32c_generic",
+			"loop",
+		),
+		ArchModules: map[string][]string{
+			"amd64": {"aesni-intel", "sha256-ssse3", "sha512-ssse3"},
+			"arm64": {"aes-ce-cipher", "aes-ce-blk", "sha2-ce", "sha512-ce"},
+		},
+		Packages: []string{"cryptsetup-bin", "e2fsprogs", "util-linux", "libgcc-s1"},
+		Exclude:  notNeeded,
+		Binaries: []string{"/sbin/cryptsetup", "/sbin/blkid", "/sbin/e2fsck", "/sbin/mkfs.ext4", "/sbin/resize2fs"},
+		// glibc dlopens libgcc_s for pthread_exit/cancellation; argon2 threads abort without it.
+		Libs:  []string{"libgcc_s.so.1"},
+		Files: []string{"/etc/mke2fs.conf"},
+	},
+	"nfsclient": {
+		Name:   "nfsclient",
+		Output: "initramfs-nfsclient.cpio.gz",
+		Kernel: "cloud",
+		Modules: append(append([]string{}, virtioModules...),
+			"nfs", "nfsv3", "sunrpc", "lockd", "grace",
+		),
+		Packages: []string{"busybox-static"},
+		Exclude:  notNeeded,
+		Binaries: []string{"/bin/busybox"},
+		Symlinks: map[string]string{"/bin/sh": "busybox"},
+	},
+	"nfsd": {
+		Name:   "nfsd",
+		Output: "initramfs-nfsd.cpio.gz",
+		Kernel: "cloud",
+		Modules: append(append([]string{}, virtioModules...),
+			"nfsd", "sunrpc", "lockd", "grace", "dm-mod", "dm-crypt", "xts", "af_alg", "algif_skcipher", "algif_hash",
+		),
+		ArchModules: map[string][]string{
+			"amd64": {"aesni-intel"},
+			"arm64": {"aes-ce-cipher", "aes-ce-blk"},
+		},
+		Packages: []string{"nfs-kernel-server", "rpcbind", "busybox-static", "cryptsetup-bin", "e2fsprogs", "libgcc-s1"},
+		Exclude:  notNeeded,
+		Binaries: []string{
+			"/usr/sbin/rpc.nfsd", "/usr/sbin/rpc.mountd", "/usr/sbin/exportfs", "/sbin/rpc.statd", "/sbin/rpcbind",
+			"/bin/busybox", "/sbin/cryptsetup", "/sbin/mkfs.ext4",
+		},
+		Libs:     []string{"libgcc_s.so.1"},
+		Files:    []string{"/etc/mke2fs.conf"},
+		Symlinks: map[string]string{"/bin/sh": "busybox"},
+	},
+}
+
+// VariantNames lists the known variants, sorted.
+func VariantNames() []string {
+	var n []string
+	for k := range Variants {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// Modules returns the module names variant v loads on arch.
+func (v Variant) ModulesFor(arch string) []string {
+	return append(append([]string{}, v.Modules...), v.ArchModules[arch]...)
+}
+
+// KernelMeta is the kernel metapackage for arch.
+func (v Variant) KernelMeta(arch string) string { return "linux-image-" + v.Kernel + "-" + arch }
+
+// archInfo is what the builder needs to know per Debian architecture.
+type archInfo struct {
+	machine elf.Machine
+	triplet string
+}
+
+var arches = map[string]archInfo{
+	"amd64": {elf.EM_X86_64, "x86_64-linux-gnu"},
+	"arm64": {elf.EM_AARCH64, "aarch64-linux-gnu"},
+}
+
+// Arches lists the supported image architectures.
+func Arches() []string { return []string{"amd64", "arm64"} }
+
+func lookupArch(arch string) (archInfo, error) {
+	a, ok := arches[arch]
+	if !ok {
+		return archInfo{}, fmt.Errorf("unsupported architecture %q (want amd64 or arm64)", arch)
+	}
+	return a, nil
+}
+
+// libDirs is ld.so's default search path for a Debian multiarch system.
+func (a archInfo) libDirs() []string {
+	return []string{"/lib/" + a.triplet, "/usr/lib/" + a.triplet, "/lib", "/usr/lib"}
+}
