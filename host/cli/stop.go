@@ -1,0 +1,126 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/luksmount/luksmount/host/nfsmount"
+	"github.com/luksmount/luksmount/host/session"
+	"github.com/luksmount/luksmount/host/supervisor"
+)
+
+func (e *env) stopCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "stop",
+		Usage:     "unmount, then shut the VM down cleanly (--force: kill it)",
+		ArgsUsage: "[TARGET|MOUNTPOINT|--all]",
+		Flags: []ucli.Flag{
+			&ucli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "unmount even if busy; kill the VM if it does not stop"},
+			&ucli.BoolFlag{Name: "all", Usage: "stop every session"},
+		},
+		Action: e.stop,
+	}
+}
+
+func (e *env) stop(c *ucli.Context) error {
+	reg := session.Default()
+	var targets []session.State
+	switch {
+	case c.Bool("all") && c.NArg() > 0:
+		return usagef("give a TARGET or --all, not both")
+	case c.NArg() > 1:
+		return usagef("stop takes one TARGET or MOUNTPOINT")
+	case c.Bool("all"):
+		all, err := reg.List()
+		if err != nil {
+			return err
+		}
+		targets = all
+	case c.NArg() == 1:
+		st, err := reg.Find(c.Args().First())
+		if err != nil {
+			return err
+		}
+		targets = []session.State{*st}
+	default:
+		all, err := reg.List()
+		if err != nil {
+			return err
+		}
+		switch len(all) {
+		case 0:
+			return fmt.Errorf("%w to stop", session.ErrNoSession)
+		case 1:
+			targets = all
+		default:
+			return usagef("%d sessions are running: name one (see `luksmount status`) or use --all", len(all))
+		}
+	}
+	var firstErr error
+	for _, st := range targets {
+		err := stopOne(reg, st, c.Bool("force"))
+		if err != nil {
+			fmt.Fprintln(e.stderr, Message(err))
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		fmt.Fprintf(e.stdout, "stopped %s\n", st.Target)
+	}
+	if firstErr != nil {
+		return &silentError{ExitCode(firstErr)}
+	}
+	return nil
+}
+
+// stopOne asks the supervisor to stop; with force, a supervisor that can't be reached or doesn't
+// finish is killed along with its VM, and a stale mount is forced off.
+func stopOne(reg *session.Registry, st session.State, force bool) error {
+	dir := reg.Dir(st.ID)
+	if dir == "" {
+		return nil // ended meanwhile
+	}
+	sock := filepath.Join(dir, "control.sock")
+	err := supervisor.RequestStop(sock, force)
+	if err == nil {
+		return waitGone(reg, st, 60*time.Second)
+	}
+	if errors.Is(err, supervisor.ErrMountBusy) && !force {
+		return fmt.Errorf("cannot stop %s: %w", st.Target, err)
+	}
+	if !force {
+		return fmt.Errorf("cannot stop %s: %w; retry with --force", st.Target, err)
+	}
+	// Forced: kill what is left.
+	if st.VMPid > 0 {
+		syscall.Kill(st.VMPid, syscall.SIGKILL)
+	}
+	if st.SupervisorPid > 0 && st.SupervisorPid != os.Getpid() {
+		syscall.Kill(st.SupervisorPid, syscall.SIGKILL)
+	}
+	if st.Mountpoint != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		nfsmount.New().Unmount(ctx, st.Mountpoint, true)
+		cancel()
+	}
+	return waitGone(reg, st, 10*time.Second)
+}
+
+func waitGone(reg *session.Registry, st session.State, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if _, err := reg.Find(st.ID); errors.Is(err, session.ErrNoSession) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s: the supervisor (pid %d) is still running after %s; retry with --force", st.Target, st.SupervisorPid, timeout)
+}

@@ -1,0 +1,9 @@
+//go:build !linux && !darwin
+
+package supervisor
+
+import "github.com/luksmount/luksmount/host/blockdev"
+
+func canMountNFS() (bool, string) { return false, "luksmount cannot mount NFS on this system" }
+
+func checkNotMounted(*blockdev.Device) error { return nil }
