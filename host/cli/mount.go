@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,7 +60,9 @@ func mountOptions(c *ucli.Context) (supervisor.Options, error) {
 	o.NFSOptions = supervisor.SplitOptions(c.StringSlice("nfs-options"))
 	o.KeyFile = c.String("key-file")
 	if o.KeyFile != "" {
-		o.KeyFile = absTarget(o.KeyFile)
+		if abs, err := filepath.Abs(o.KeyFile); err == nil {
+			o.KeyFile = abs
+		}
 	}
 	o.NoMount = c.Bool("no-mount")
 	o.Foreground = c.Bool("foreground")
