@@ -2,11 +2,18 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"io"
+
+	"github.com/luksmount/luksmount/host/disks"
 )
 
-// listDisks prints the drives host/disks finds (wired in when that package lands).
 func listDisks(ctx context.Context, w io.Writer, asJSON bool) error {
-	return errors.New("list is not available in this build yet (host/disks)")
+	entries, err := disks.List(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return disks.WriteJSON(w, entries)
+	}
+	return disks.WriteTable(w, entries)
 }
