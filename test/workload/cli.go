@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -57,6 +59,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		seed     = fs.Int64("seed", 0, "random seed (0: pick one; it is printed)")
 		nfs      = fs.Bool("nfs", false, "apply the NFS relaxations even if the mount is not detected as NFS")
 		keep     = fs.Bool("keep", false, "keep scenario directories after success")
+		timeout  = fs.Duration("timeout", 10*time.Minute, "fail and exit if one scenario runs longer than this (fsx: plus -fsx-duration); 0: no limit")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -89,41 +92,26 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	opts := Options{
 		Outside: *outside, Manifest: *manifest, Files: *files, Writers: *writers,
 		FSXDuration: *fsxDur, FSXMaxOps: *fsxOps, FSXMaxSize: *fsxMax, SparseOffset: *sparse,
-		Seed: *seed, NFS: *nfs, Keep: *keep,
+		Seed: *seed, NFS: *nfs, Keep: *keep, Hook: testHook,
 	}.withDefaults()
 	fmt.Fprintf(stderr, "luksmount-workload: dir %s, seed %d, nfs %v (uid %d)\n", *dir, opts.Seed, opts.NFS || isNFS(*dir), os.Geteuid())
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var passed, failed, skipped int
-	enc := json.NewEncoder(stdout)
-	enc.SetEscapeHTML(false)
-	_, err = Run(ctx, *dir, filter, opts, func(r Result) {
-		switch {
-		case r.Skipped:
-			skipped++
-		case r.OK:
-			passed++
-		default:
-			failed++
+	rep := &reporter{out: stdout, json: *asJSON}
+	var order []string
+	for _, s := range Scenarios() {
+		if filter.MatchString(s.Name) {
+			order = append(order, s.Name)
 		}
-		if *asJSON {
-			enc.Encode(r)
-			return
-		}
-		status := "ok  "
-		switch {
-		case r.Skipped:
-			status = "skip"
-		case !r.OK:
-			status = "FAIL"
-		}
-		fmt.Fprintf(stdout, "%s %-20s %6dms %s\n", status, r.Name, r.DurationMS, r.Error)
-		for _, d := range r.Details {
-			fmt.Fprintf(stdout, "     %q\n", d)
-		}
-	})
-	fmt.Fprintf(stdout, "%d passed, %d failed, %d skipped\n", passed, failed, skipped)
+	}
+	if *timeout > 0 {
+		done := make(chan struct{})
+		defer close(done)
+		go rep.watch(done, order, *timeout, opts.FSXDuration, stderr)
+	}
+	_, err = Run(ctx, *dir, filter, opts, rep.result)
+	passed, failed, skipped := rep.summary()
 	if err != nil {
 		return err
 	}
@@ -131,6 +119,103 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: %d of %d (seed %d)", ErrFailed, failed, passed+failed+skipped, opts.Seed)
 	}
 	return nil
+}
+
+// reporter prints results as they come; the watchdog shares it, hence the lock.
+type reporter struct {
+	mu                      sync.Mutex
+	out                     io.Writer
+	json                    bool
+	done                    int // results printed
+	since                   time.Time
+	passed, failed, skipped int
+}
+
+func (p *reporter) result(r Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.print(r)
+}
+
+func (p *reporter) print(r Result) {
+	p.done++
+	p.since = time.Now()
+	switch {
+	case r.Skipped:
+		p.skipped++
+	case r.OK:
+		p.passed++
+	default:
+		p.failed++
+	}
+	if p.json {
+		enc := json.NewEncoder(p.out)
+		enc.SetEscapeHTML(false)
+		enc.Encode(r)
+		return
+	}
+	status := "ok  "
+	switch {
+	case r.Skipped:
+		status = "skip"
+	case !r.OK:
+		status = "FAIL"
+	}
+	fmt.Fprintf(p.out, "%s %-20s %6dms %s\n", status, r.Name, r.DurationMS, r.Error)
+	for _, d := range r.Details {
+		fmt.Fprintf(p.out, "     %q\n", d)
+	}
+}
+
+func (p *reporter) summary() (passed, failed, skipped int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, "%d passed, %d failed, %d skipped\n", p.passed, p.failed, p.skipped)
+	return p.passed, p.failed, p.skipped
+}
+
+// exit and testHook are replaced in tests.
+var (
+	exit     = os.Exit
+	testHook func(Event)
+)
+
+// watch ends the run when a scenario takes longer than limit (fsx: limit plus its duration): a hung
+// mount would otherwise hang the harness without saying where. It reports the scenario as failed, prints
+// the summary and every goroutine's stack (to stderr), and exits 1.
+func (p *reporter) watch(done <-chan struct{}, order []string, limit, fsx time.Duration, stderr io.Writer) {
+	p.mu.Lock()
+	p.since = time.Now()
+	p.mu.Unlock()
+	tick := time.NewTicker(limit/20 + time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		p.mu.Lock()
+		if p.done >= len(order) {
+			p.mu.Unlock()
+			return
+		}
+		name, max := order[p.done], limit
+		if name == "fsx" {
+			max += fsx
+		}
+		if took := time.Since(p.since); took > max {
+			p.print(Result{Name: name, DurationMS: took.Milliseconds(),
+				Error: fmt.Sprintf("timed out after %v (-timeout %v): a filesystem call is probably hung; stacks on stderr", took.Round(time.Second), limit)})
+			fmt.Fprintf(p.out, "%d passed, %d failed, %d skipped\n", p.passed, p.failed, p.skipped)
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(stderr, "luksmount-workload: %s timed out; goroutines:\n%s\n", name, buf[:runtime.Stack(buf, true)])
+			p.mu.Unlock()
+			exit(1)
+			return
+		}
+		p.mu.Unlock()
+	}
 }
 
 // Report is the runner's parsed -json output.

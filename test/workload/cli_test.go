@@ -147,3 +147,28 @@ func TestRunnerBinary(t *testing.T) {
 		t.Fatalf("no -dir: %v, want exit 2", err)
 	}
 }
+
+func TestMainTimesOutAHungScenario(t *testing.T) {
+	var code int
+	exited := make(chan struct{})
+	exit = func(c int) { code = c; close(exited) }
+	testHook = func(ev Event) {
+		if ev.Stage == StagePopulated {
+			<-exited // hang until the watchdog gives up
+		}
+	}
+	t.Cleanup(func() { exit, testHook = os.Exit, nil })
+	out, _, _ := runMain(t, "-dir", t.TempDir(), "-run", "^(files|many-files)$", "-files", "10", "-json", "-timeout", "300ms")
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+	// What the harness reads is everything up to the watchdog's summary.
+	first := out[:strings.Index(out, " skipped\n")+len(" skipped\n")]
+	rep, err := ParseReport(strings.NewReader(first))
+	if err != nil || rep.Passed != 1 || rep.Failed != 1 {
+		t.Fatalf("report %+v, %v\n%s", rep, err, out)
+	}
+	if r := rep.Results[1]; r.Name != "many-files" || !strings.Contains(r.Error, "timed out") {
+		t.Fatalf("hung scenario reported as %+v", r)
+	}
+}
