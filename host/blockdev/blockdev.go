@@ -57,6 +57,8 @@ type Device struct {
 	PhysicalBlockSize int
 	IsImage           bool // a regular file rather than a device
 	ReadOnly          bool
+	// claim holds the device exclusively against host use (Linux O_EXCL).
+	claim io.Closer
 }
 
 // Open resolves target, opens it, takes an exclusive (or, read-only, a
@@ -83,13 +85,22 @@ func Open(target string, opt Options) (*Device, error) {
 		}
 		return nil, fmt.Errorf("cannot lock %s: %w", path, err)
 	}
+	// Claim only after the lock: a second luksmount must see ErrBusy, not our claim.
+	if !isImage && !opt.ReadOnly {
+		c, err := claimExclusive(path)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		d.claim = c
+	}
 	if isImage {
 		d.Size = fi.Size()
 		d.LogicalBlockSize, d.PhysicalBlockSize = ImageLogicalBlockSize, ImagePhysicalBlockSize
 	} else {
 		g, err := deviceGeometry(f)
 		if err != nil {
-			f.Close()
+			d.Close()
 			return nil, fmt.Errorf("cannot read the size of %s: %w", path, err)
 		}
 		d.Size, d.LogicalBlockSize, d.PhysicalBlockSize = g.size, g.logical, g.physical
@@ -101,6 +112,10 @@ func Open(target string, opt Options) (*Device, error) {
 func (d *Device) Close() error {
 	if d == nil || d.File == nil {
 		return nil
+	}
+	if d.claim != nil {
+		d.claim.Close()
+		d.claim = nil
 	}
 	err := d.File.Close() // closing the last descriptor drops the flock
 	d.File = nil

@@ -3,6 +3,7 @@ package blockdev
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -10,22 +11,31 @@ import (
 
 const runtimeGOOS = "linux"
 
-// openTarget opens a block device with O_EXCL when writing: Linux then fails
-// with EBUSY if the device is mounted or claimed by the kernel (dm, md, ...),
-// while plain opens (QEMU's) still succeed.
+// claimExclusive opens a block device with O_EXCL: Linux fails with EBUSY
+// if the device is mounted or claimed by the kernel (dm-crypt, md, swap...),
+// and while we hold it nothing on the host can claim it; plain opens (QEMU's)
+// still succeed.
+func claimExclusive(path string) (io.Closer, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_EXCL, 0)
+	switch {
+	case err == nil:
+		return f, nil
+	case errors.Is(err, unix.EBUSY):
+		return nil, fmt.Errorf("cannot use %s: %w: it is mounted or used by another driver; unmount it (or close its mapping) first", path, ErrInUse)
+	default:
+		return nil, fmt.Errorf("cannot open %s exclusively: %w", path, err)
+	}
+}
+
 func openTarget(path string, isImage, readOnly bool) (*os.File, error) {
 	flags := os.O_RDWR
 	if readOnly {
 		flags = os.O_RDONLY
-	} else if !isImage {
-		flags |= unix.O_EXCL
 	}
 	f, err := os.OpenFile(path, flags, 0)
 	switch {
 	case err == nil:
 		return f, nil
-	case errors.Is(err, unix.EBUSY):
-		return nil, fmt.Errorf("cannot open %s: %w: it is mounted or used by another driver; unmount it (or close its mapping) first", path, ErrInUse)
 	case errors.Is(err, os.ErrPermission):
 		return nil, fmt.Errorf("cannot open %s: %w (run luksmount with sudo)", path, err)
 	default:

@@ -50,18 +50,20 @@ func OpenDevice(path string) (io.ReaderAt, io.Closer, error) {
 }
 
 // probe reads the header at path and fills e; it returns false when the
-// device holds neither LUKS nor ext.
-func probe(e *Entry, path string, open Opener) bool {
+// device holds neither LUKS nor ext. An unreadable device is kept only when
+// hinted (the host already says it is LUKS, ext or a Linux partition), so a
+// user without the rights to read headers still sees their drive and why.
+func probe(e *Entry, path string, open Opener, hinted bool) bool {
 	r, c, err := open(path)
 	if err != nil {
 		e.Error = fmt.Sprintf("cannot read header: %v", err)
-		return true // keep it: the host's hint said it may be ours
+		return hinted
 	}
 	defer c.Close()
 	id, err := luksheader.Identify(r)
 	if err != nil {
 		e.Error = fmt.Sprintf("cannot read header: %v", err)
-		return true
+		return hinted
 	}
 	switch {
 	case id.Kind.IsLUKS():
@@ -158,7 +160,7 @@ func FromLsblk(lsblkJSON []byte, open Opener) ([]Entry, error) {
 					}
 				}
 			}
-			if probe(&e, path, open) {
+			if probe(&e, path, open, d.FSType != "") {
 				if e.Type == "" {
 					e.Type = lsblkType(d.FSType)
 					e.Label, e.UUID = d.Label, d.UUID
@@ -208,7 +210,9 @@ func FromDiskutil(ctx context.Context, tool *diskutil.Tool, open Opener) ([]Entr
 	var entries []Entry
 	for _, c := range l.Candidates() {
 		e := Entry{Device: "/dev/" + c.DeviceIdentifier, Size: c.Size, MountedAt: c.MountPoint}
-		if probe(&e, "/dev/r"+c.DeviceIdentifier, open) {
+		// Every diskutil candidate is hinted: a Linux partition type, or an
+		// unpartitioned disk macOS cannot read, which is how LUKS looks to it.
+		if probe(&e, "/dev/r"+c.DeviceIdentifier, open, true) {
 			if e.Type == "" {
 				e.Type = darwinType(c.Content)
 			}

@@ -50,6 +50,7 @@ func TestFromLsblk(t *testing.T) {
 		"/dev/sdb2": "ext4.bin",
 		"/dev/sdc":  "luks1-pbkdf2.bin",
 		"/dev/sdd1": "", // zeros: neither LUKS nor ext
+		// /dev/sdd: unreadable and no fstype hint: dropped
 	})
 	got, err := FromLsblk(readFile(t, "testdata/lsblk.json"), open)
 	if err != nil {

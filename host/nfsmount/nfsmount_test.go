@@ -61,9 +61,9 @@ func TestLinuxArgs(t *testing.T) {
 
 func TestArgsErrors(t *testing.T) {
 	for _, o := range []Options{
-		{Mountpoint: "/m"},                          // no port
-		{Port: 70000, Mountpoint: "/m"},             // bad port
-		{Port: 1},                                   // no mount point
+		{Mountpoint: "/m"},              // no port
+		{Port: 70000, Mountpoint: "/m"}, // bad port
+		{Port: 1},                       // no mount point
 		{Port: 1, Mountpoint: "/m", Export: "data"}, // relative export
 		{Port: 1, Mountpoint: "/m", Extra: "a b"},   // space inside an option
 	} {
