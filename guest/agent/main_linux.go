@@ -48,6 +48,7 @@ func Main() error {
 	}()
 
 	tl.StepAt("kernel", 0, initStart, "kernel booted")
+	os.Setenv("PATH", command.Path)
 	start := tl.Now()
 	if err := initsys.MountBase(); err != nil {
 		tl.Logf("error", "%v", err)
@@ -71,7 +72,7 @@ func Main() error {
 		tl.Logf("warn", "%v", err)
 	}
 	nc := netconf.Default()
-	if err := netconf.Configure(nc, 2*time.Second); err != nil {
+	if err := netconf.Configure(nc, 300*time.Millisecond); err != nil {
 		tl.Logf("warn", "network: %v (NFS will not be reachable)", err)
 	} else {
 		tl.Step("network", start, "%s %s via %s", nc.Interface, nc.Address, nc.Gateway)

@@ -32,7 +32,7 @@ func Args(dev string) []string { return []string{"-p", "-o", "export", dev} }
 func Probe(ctx context.Context, run command.Runner, dev string) (Info, error) {
 	r, err := run.Run(ctx, command.Cmd{Name: "blkid", Args: Args(dev)})
 	if err != nil {
-		return Info{}, fmt.Errorf("cannot run blkid: %w", err)
+		return Info{}, err
 	}
 	switch r.ExitCode {
 	case 0:

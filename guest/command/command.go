@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 )
@@ -56,13 +57,31 @@ type Exec struct {
 	Debugf func(format string, args ...any)
 }
 
+// lookPath finds name in Path, not in the agent's own environment (PID 1 gets no PATH).
+func lookPath(name string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	for _, dir := range filepath.SplitList(Path) {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s is missing from the guest image (looked in %s)", name, Path)
+}
+
 // Run starts c.Name and waits for it.
 func (e *Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 	if e.Guard != nil {
 		e.Guard.RLock()
 		defer e.Guard.RUnlock()
 	}
-	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
+	name, err := lookPath(c.Name)
+	if err != nil {
+		return Result{}, err
+	}
+	cmd := exec.CommandContext(ctx, name, c.Args...)
 	cmd.Env = append([]string{"PATH=" + Path, "LC_ALL=C"}, c.Env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -95,7 +114,7 @@ func (e *Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 			pw.Close()        // EOF ends --key-file=-
 		}()
 	}
-	err := cmd.Wait()
+	err = cmd.Wait()
 	if pw != nil {
 		pw.Close() // the child may exit without reading everything
 		wg.Wait()

@@ -1,0 +1,273 @@
+//go:build vmtest
+
+// Package agent boots the guest image under QEMU (TCG) and drives the agent over virtio-serial
+// with the real control client: format, unlock, mount, check, serve, shutdown and the watchdog.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/luksmount/luksmount/pkg/control"
+)
+
+// images returns the kernel and initramfs: $LUKSMOUNT_KERNEL/$LUKSMOUNT_INITRD, else build/amd64.
+func images(t *testing.T) (string, string) {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	k := os.Getenv("LUKSMOUNT_KERNEL")
+	if k == "" {
+		k = filepath.Join(root, "build", "amd64", "vmlinuz")
+	}
+	i := os.Getenv("LUKSMOUNT_INITRD")
+	if i == "" {
+		i = filepath.Join(root, "build", "amd64", "initramfs.cpio.gz")
+	}
+	for _, p := range []string{k, i} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("guest image missing: %v (run `make images`)", err)
+		}
+	}
+	return k, i
+}
+
+type vm struct {
+	cmd     *exec.Cmd
+	serial  *bytes.Buffer
+	exited  chan error
+	sock    string
+	started time.Time
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	bytes.Buffer
+}
+
+func bootVM(t *testing.T, disk string, extraCmdline string) *vm {
+	t.Helper()
+	kernel, initrd := images(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "ctl.sock")
+	appendLine := strings.TrimSpace("console=ttyS0 panic=-1 quiet cryptomgr.notests " + extraCmdline)
+	args := []string{"-accel", "tcg", "-M", "q35", "-cpu", "max", "-m", "512", "-smp", "2",
+		"-kernel", kernel, "-initrd", initrd, "-append", appendLine,
+		"-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
+		"-drive", "file=" + disk + ",if=virtio,format=raw",
+		"-device", "virtio-serial-pci",
+		"-chardev", "socket,id=c0,path=" + sock + ",server=on,wait=off",
+		"-device", "virtserialport,chardev=c0,name=" + control.PortName,
+		"-device", "virtio-rng-pci"}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	serial := &bytes.Buffer{}
+	var mu sync.Mutex
+	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return serial.Write(p) })
+	cmd.Stdout, cmd.Stderr = w, w
+	v := &vm{cmd: cmd, serial: serial, exited: make(chan error, 1), sock: sock, started: time.Now()}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("cannot start qemu: %v", err)
+	}
+	go func() { v.exited <- cmd.Wait(); cancel() }()
+	t.Cleanup(func() {
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		if t.Failed() {
+			t.Logf("serial console:\n%s", serial.String())
+		}
+	})
+	return v
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func (v *vm) connect(t *testing.T, events chan<- control.Event) *control.Client {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("unix", v.sock)
+		if err == nil {
+			return control.NewClient(c, func(ev control.Event) {
+				if events != nil {
+					select {
+					case events <- ev:
+					default:
+					}
+				}
+			})
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cannot connect to %s: %v", v.sock, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (v *vm) waitExit(t *testing.T, within time.Duration) time.Duration {
+	t.Helper()
+	select {
+	case err := <-v.exited:
+		if err != nil {
+			t.Fatalf("qemu exited with %v", err)
+		}
+		return time.Since(v.started)
+	case <-time.After(within):
+		t.Fatalf("the VM did not power off within %v", within)
+	}
+	return 0
+}
+
+func newDisk(t *testing.T, size int64) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "disk.img")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(size)
+	f.Close()
+	return p
+}
+
+func logTimeline(t *testing.T, title string, evs []control.Event) {
+	t.Helper()
+	var b strings.Builder
+	for _, ev := range evs {
+		if ev.Kind == control.EventStep {
+			fmt.Fprintf(&b, "  %-10s start %7.3fs  took %7.3fs  %s\n", ev.Step, ev.Time, ev.Duration, ev.Message)
+		}
+	}
+	t.Logf("%s:\n%s", title, b.String())
+}
+
+func TestAgentLifecycle(t *testing.T) {
+	disk := newDisk(t, 256<<20)
+	v := bootVM(t, disk, "")
+	events := make(chan control.Event, 1024)
+	c := v.connect(t, events)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	h, err := c.Hello(ctx, "vmtest")
+	if err != nil {
+		t.Fatalf("Hello: %v", err)
+	}
+	if h.State != control.StateReady || h.Arch != "amd64" || h.Kernel == "" {
+		t.Fatalf("Hello = %+v", h)
+	}
+	logTimeline(t, "boot timeline", h.Timeline)
+
+	p, err := c.Probe(ctx)
+	if err != nil || len(p.Disks) != 1 || p.Disks[0].Device != "/dev/vda" || p.Disks[0].Size != 256<<20 || p.Disks[0].Type != "" {
+		t.Fatalf("Probe of a blank disk = %+v, %v", p, err)
+	}
+
+	pass := []byte("correct horse")
+	t0 := time.Now()
+	f, err := c.Format(ctx, control.FormatRequest{Type: "luks2", PBKDF: "argon2id", PBKDFMemoryKiB: 32768,
+		PBKDFForceIterations: 4, Label: "vmtest"}, pass)
+	if err != nil || f.LUKSUUID == "" || f.FSUUID == "" {
+		t.Fatalf("Format = %+v, %v", f, err)
+	}
+	t.Logf("format (luks2 argon2id 32 MiB + mkfs.ext4) took %v", time.Since(t0).Round(time.Millisecond))
+
+	p, err = c.Probe(ctx)
+	if err != nil || p.Disks[0].Type != "crypto_LUKS" || p.Disks[0].UUID != f.LUKSUUID || p.Disks[0].LUKS == nil ||
+		p.Disks[0].LUKS.Version != 2 || p.Disks[0].LUKS.KDF != "argon2id" || p.Disks[0].LUKS.MaxMemoryKiB != 32768 {
+		t.Fatalf("Probe after format = %+v (luks %+v), %v", p, p.Disks[0].LUKS, err)
+	}
+
+	_, err = c.Mount(ctx, control.MountRequest{})
+	if !errors.Is(err, control.ErrBadState) {
+		t.Fatalf("Mount before unlock = %v; want bad-state", err)
+	}
+	_, err = c.Unlock(ctx, control.UnlockRequest{}, []byte("wrong horse"))
+	if !errors.Is(err, control.ErrWrongPassphrase) {
+		t.Fatalf("Unlock(wrong) = %v; want wrong-passphrase", err)
+	}
+	t0 = time.Now()
+	u, err := c.Unlock(ctx, control.UnlockRequest{}, pass)
+	if err != nil || u.Mapper != "/dev/mapper/luksmount" {
+		t.Fatalf("Unlock = %+v, %v", u, err)
+	}
+	t.Logf("unlock took %v", time.Since(t0).Round(time.Millisecond))
+
+	ck, err := c.Check(ctx, control.CheckRequest{})
+	if err != nil || !ck.Clean {
+		t.Fatalf("Check = %+v, %v", ck, err)
+	}
+	m, err := c.Mount(ctx, control.MountRequest{Options: []string{"noatime"}})
+	if err != nil || m.FSType != "ext4" || m.Label != "vmtest" || m.UUID != f.FSUUID || m.ReadOnly {
+		t.Fatalf("Mount = %+v, %v", m, err)
+	}
+	sv, err := c.Serve(ctx, control.ServeRequest{ClientUID: 501, ClientGID: 20})
+	if err != nil || sv.Address != "192.168.127.2:2049" {
+		t.Fatalf("Serve = %+v, %v", sv, err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || st.State != control.StateServing || st.MemTotalKiB == 0 || st.Label != "vmtest" {
+		t.Fatalf("Status = %+v, %v", st, err)
+	}
+	sd, err := c.Shutdown(ctx, control.ShutdownRequest{})
+	if err != nil || !sd.Synced || !sd.Unmounted || !sd.Closed {
+		t.Fatalf("Shutdown = %+v, %v", sd, err)
+	}
+	logTimeline(t, "shutdown steps", sd.Steps)
+	wall := v.waitExit(t, 30*time.Second)
+	t.Logf("VM wall time %v", wall.Round(time.Millisecond))
+
+	// Second boot: the container opens read-only and the filesystem is still there.
+	v2 := bootVM(t, disk, "")
+	c2 := v2.connect(t, nil)
+	defer c2.Close()
+	if _, err := c2.Unlock(ctx, control.UnlockRequest{ReadOnly: true}, pass); err != nil {
+		t.Fatalf("read-only Unlock on the second boot: %v", err)
+	}
+	m2, err := c2.Mount(ctx, control.MountRequest{})
+	if err != nil || !m2.ReadOnly || m2.UUID != f.FSUUID {
+		t.Fatalf("second Mount = %+v, %v; want the same filesystem, read-only", m2, err)
+	}
+	h2, err := c2.Hello(ctx, "vmtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logTimeline(t, "second boot timeline", h2.Timeline)
+	if _, err := c2.Shutdown(ctx, control.ShutdownRequest{}); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+	v2.waitExit(t, 30*time.Second)
+}
+
+func TestWatchdogPowersOffWhenHostVanishes(t *testing.T) {
+	disk := newDisk(t, 64<<20)
+	v := bootVM(t, disk, "")
+	c := v.connect(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.Hello(ctx, "vmtest"); err != nil {
+		t.Fatalf("Hello: %v", err)
+	}
+	c.Close() // the host supervisor "dies"
+	gone := time.Now()
+	v.waitExit(t, 40*time.Second)
+	if d := time.Since(gone); d < 9*time.Second {
+		t.Fatalf("VM stopped %v after the host left; want the 10 s grace", d)
+	}
+}
