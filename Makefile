@@ -30,6 +30,10 @@ images: ## build build/<arch>/vmlinuz and initramfs for amd64 and arm64 from pin
 .PHONY: verify-images
 verify-images: ## build the images twice and check the sha256s match
 	./build.sh verify-images $(ARCHES)
+
+.PHONY: lock
+lock: ## re-pin the guest image packages to the current Debian versions (rewrites initramfs/packages.lock)
+	./build.sh lock
 # --- end images ---
 
 .PHONY: cross

@@ -76,12 +76,20 @@ test_vm() {
 	! grep -qE '^(--- FAIL|FAIL|panic)' build/test-vm.log
 }
 
-images_cmd() { # images ARCH...: implemented with the initramfs builder
-	"$ROOT/initramfs/build-images.sh" "$@"
+images_cmd() { # images [--variant V] [--init PATH] ARCH...: build/<arch>/{vmlinuz,initramfs.cpio.gz,SHA256SUMS}
+	VERSION=$VERSION timed "images $*" "$ROOT/initramfs/build-images.sh" "$@"
 }
 
-verify_images() {
-	"$ROOT/initramfs/build-images.sh" --verify "$@"
+verify_images() { # build twice and compare sha256s
+	VERSION=$VERSION timed "verify-images $*" "$ROOT/initramfs/build-images.sh" --verify "$@"
+}
+
+lock_images() { # re-resolve the guest packages from apt and rewrite initramfs/packages.lock
+	local sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	step "apt-get update (current package versions)"
+	$sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
+	$GO run ./cmd/luksmount-mkimage lock "$@"
 }
 
 test_all() {
@@ -107,6 +115,7 @@ deps) deps ;;
 host) host ;;
 images) images_cmd "$@" ;;
 verify-images) verify_images "$@" ;;
+lock) lock_images "$@" ;;
 cross) cross ;;
 test-quick) test_quick ;;
 fuzz) fuzz ;;
@@ -114,7 +123,7 @@ test-vm) mkdir -p build && test_vm ;;
 test) test_all ;;
 bench) bench "$@" ;;
 *)
-	echo "usage: build.sh deps|host|images|verify-images|cross|test-quick|fuzz|test-vm|test|bench" >&2
+	echo "usage: build.sh deps|host|images|verify-images|lock|cross|test-quick|fuzz|test-vm|test|bench" >&2
 	exit 2
 	;;
 esac

@@ -65,15 +65,16 @@ func (c Cache) Fetch(p Pin) (string, error) {
 	return dst, nil
 }
 
-// Unpack fetches p and returns a directory holding its unpacked contents (dpkg-deb -x).
+// Unpack fetches and verifies p and returns a directory holding its unpacked contents
+// (dpkg-deb -x), unpacking only the first time.
 func (c Cache) Unpack(p Pin) (string, error) {
-	dir := filepath.Join(c.Dir, "unpacked", p.SHA256)
-	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-		return dir, nil
-	}
 	deb, err := c.Fetch(p)
 	if err != nil {
 		return "", err
+	}
+	dir := filepath.Join(c.Dir, "unpacked", p.SHA256)
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return dir, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return "", fmt.Errorf("cannot create unpack cache: %w", err)
