@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/host/session"
@@ -125,9 +126,15 @@ func Format(ctx context.Context, o FormatOptions, deps Deps, secret []byte, prog
 	}
 	progress(fmt.Sprintf("booting VM (%d MiB)...", mem))
 	t := log.Start("boot VM")
+	tmp, err := os.MkdirTemp("", "luksmount-format-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
 	bctx, cancel := context.WithTimeout(ctx, bootTimeout)
 	m, err := deps.Boot(bctx, BootSpec{Device: dev, MemoryMiB: mem, CPUs: cpus, Accel: o.Accel,
-		SessionDir: os.TempDir(), OnEvent: func(ev control.Event) {
+		SessionDir: tmp, Logf: func(format string, args ...any) { log.Note(timelog.Host, format, args...) },
+		ConsoleLog: strings.TrimSuffix(deps.LogPath(id), ".log") + ".console.log", OnEvent: func(ev control.Event) {
 			log.Guest(ev)
 			if ev.Kind == control.EventProgress && ev.Message != "" {
 				progress("  " + ev.Message)
