@@ -26,8 +26,10 @@ type BootSpec struct {
 	MemoryMiB  int
 	CPUs       int
 	Accel      string // "", auto, hvf, kvm, tcg
-	SessionDir string // 0700: sockets and the console log go here
+	SessionDir string // 0700: the VM's sockets go here
+	ConsoleLog string // where the guest console is kept (next to the session log)
 	OnEvent    func(control.Event)
+	Logf       func(format string, args ...any) // host-side VM steps, for the session log
 }
 
 // Host is the platform's side of mounting: mount points, mount_nfs / mount -t nfs, unmount

@@ -259,6 +259,8 @@ func (s *sup) run(ctx context.Context, ready func(Result)) (err error) {
 		m, err := s.deps.Boot(bootCtx, BootSpec{
 			Device: dev, MemoryMiB: mem, CPUs: cpus, Accel: o.Accel,
 			SessionDir: s.sess.Dir, OnEvent: s.onEvent,
+			ConsoleLog: strings.TrimSuffix(logPath, ".log") + ".console.log",
+			Logf:       func(format string, args ...any) { s.log.Note(timelog.Host, format, args...) },
 		})
 		bootCh <- booted{m, err}
 	}()
