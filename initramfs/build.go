@@ -84,6 +84,9 @@ func Build(o Options) (*Result, error) {
 	var roots []string
 	res := &Result{Packages: map[string]string{}}
 	t0 := time.Now()
+	if err := o.Cache.FetchAll(pins); err != nil {
+		return nil, err
+	}
 	for i, p := range pins {
 		res.Packages[p.Name] = p.Version
 		dir, err := o.Cache.Unpack(p)

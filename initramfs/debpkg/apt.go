@@ -20,8 +20,9 @@ type Stanza map[string]string
 type Apt interface {
 	// Show returns the record for spec: "name:arch" (the candidate) or "name:arch=version".
 	Show(spec string) (Stanza, error)
-	// Download fetches spec ("name:arch=version") into dir.
-	Download(dir, spec string) error
+	// Download fetches specs ("name:arch=version") into dir, as apt names them
+	// (name_version_arch.deb, with ':' in the version written %3a).
+	Download(dir string, specs ...string) error
 }
 
 // SystemApt runs the host's apt-cache and apt-get.
@@ -41,12 +42,12 @@ func (SystemApt) Show(spec string) (Stanza, error) {
 }
 
 // Download runs apt-get download in dir.
-func (SystemApt) Download(dir, spec string) error {
+func (SystemApt) Download(dir string, specs ...string) error {
 	var errb bytes.Buffer
-	cmd := exec.Command("apt-get", "download", "-q", spec)
+	cmd := exec.Command("apt-get", append([]string{"download", "-q"}, specs...)...)
 	cmd.Dir, cmd.Stderr = dir, &errb
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("apt-get download %s: %s: %w", spec, firstLine(errLines(errb.String())), err)
+		return fmt.Errorf("apt-get download: %s: %w", firstLine(errLines(errb.String())), err)
 	}
 	return nil
 }

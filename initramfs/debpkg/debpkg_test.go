@@ -96,12 +96,22 @@ func (f *fakeApt) Show(spec string) (Stanza, error) {
 	return ParseStanza(s), nil
 }
 
-func (f *fakeApt) Download(dir, spec string) error {
+func (f *fakeApt) Download(dir string, specs ...string) error {
 	f.downloads++
-	if f.gone[spec] {
-		return errors.New("E: Can't find a version")
+	for _, spec := range specs {
+		if f.gone[spec] {
+			return errors.New("E: Can't find a version")
+		}
 	}
-	return os.WriteFile(filepath.Join(dir, "x.deb"), []byte(spec), 0o644)
+	for _, spec := range specs {
+		name, rest, _ := strings.Cut(spec, ":")
+		arch, version, _ := strings.Cut(rest, "=")
+		file := name + "_" + strings.ReplaceAll(version, ":", "%3a") + "_" + arch + ".deb"
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(spec), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func stanza(name, arch, version, deps string) string {
@@ -181,5 +191,19 @@ func TestFetch(t *testing.T) {
 	_, err = c.Fetch(gone)
 	if !errors.Is(err, ErrNotDownloadable) || !strings.Contains(err.Error(), "run `make lock` to pin the current version") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("gone: err = %q; want a one-line ErrNotDownloadable telling to run make lock", err)
+	}
+
+	// A batch: one apt-get call for all missing packages; a gone one is named.
+	apt.downloads = 0
+	var batch []Pin
+	for _, n := range []string{"a", "b", "c"} {
+		batch = append(batch, Pin{Arch: "amd64", Name: n, DebArch: "all", Version: "1", SHA256: sum(n + ":all=1")})
+	}
+	if err := c.FetchAll(batch); err != nil || apt.downloads != 1 {
+		t.Errorf("FetchAll: err %v after %d apt calls; want 1 call", err, apt.downloads)
+	}
+	batch = append(batch, gone)
+	if err := c.FetchAll(batch); !errors.Is(err, ErrNotDownloadable) || !strings.Contains(err.Error(), "libc6 1:2.30") {
+		t.Errorf("FetchAll with a gone pin: err = %v; want ErrNotDownloadable naming libc6 1:2.30", err)
 	}
 }

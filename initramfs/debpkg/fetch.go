@@ -33,36 +33,60 @@ func (c Cache) DebPath(p Pin) string {
 
 // Fetch returns the verified .deb of p, downloading it with apt-get if it is not cached.
 func (c Cache) Fetch(p Pin) (string, error) {
-	dst := c.DebPath(p)
-	if sum, err := fileSHA256(dst); err == nil && sum == p.SHA256 {
-		return dst, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return "", fmt.Errorf("cannot create package cache: %w", err)
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dst), ".download-")
-	if err != nil {
-		return "", fmt.Errorf("cannot create download dir: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := c.Apt.Download(tmp, p.Spec()); err != nil {
-		return "", fmt.Errorf("%w: %s %s (%s): run `make lock` to pin the current version (%v)", ErrNotDownloadable, p.Name, p.Version, p.DebArch, err)
-	}
-	got, err := filepath.Glob(filepath.Join(tmp, "*.deb"))
-	if err != nil || len(got) != 1 {
-		return "", fmt.Errorf("apt-get download %s left %d .deb files, want 1", p.Spec(), len(got))
-	}
-	sum, err := fileSHA256(got[0])
-	if err != nil {
+	if err := c.FetchAll([]Pin{p}); err != nil {
 		return "", err
 	}
-	if sum != p.SHA256 {
-		return "", fmt.Errorf("%w: %s %s has sha256 %s but the lock pins %s: the mirror's package changed; run `make lock` if that is expected", ErrChecksum, p.Name, p.Version, sum, p.SHA256)
+	return c.DebPath(p), nil
+}
+
+// FetchAll makes sure every pin's .deb is cached and matches its sha256, downloading the
+// missing ones with a single apt-get call (one call per package is several times slower).
+func (c Cache) FetchAll(pins []Pin) error {
+	var missing []Pin
+	for _, p := range pins {
+		if sum, err := fileSHA256(c.DebPath(p)); err != nil || sum != p.SHA256 {
+			missing = append(missing, p)
+		}
 	}
-	if err := os.Rename(got[0], dst); err != nil {
-		return "", fmt.Errorf("cannot store %s: %w", dst, err)
+	if len(missing) == 0 {
+		return nil
 	}
-	return dst, nil
+	dir := filepath.Join(c.Dir, "debs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot create package cache: %w", err)
+	}
+	tmp, err := os.MkdirTemp(dir, ".download-")
+	if err != nil {
+		return fmt.Errorf("cannot create download dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	specs := make([]string, len(missing))
+	for i, p := range missing {
+		specs[i] = p.Spec()
+	}
+	if err := c.Apt.Download(tmp, specs...); err != nil {
+		// Name the culprit: apt fails the whole batch if one version is gone.
+		for _, p := range missing {
+			if one := c.Apt.Download(tmp, p.Spec()); one != nil {
+				return fmt.Errorf("%w: %s %s (%s): run `make lock` to pin the current version (%v)", ErrNotDownloadable, p.Name, p.Version, p.DebArch, one)
+			}
+		}
+		return fmt.Errorf("cannot download packages: %w", err)
+	}
+	for _, p := range missing {
+		got := filepath.Join(tmp, filepath.Base(c.DebPath(p)))
+		sum, err := fileSHA256(got)
+		if err != nil {
+			return fmt.Errorf("apt-get download %s did not produce %s: %w", p.Spec(), filepath.Base(got), err)
+		}
+		if sum != p.SHA256 {
+			return fmt.Errorf("%w: %s %s has sha256 %s but the lock pins %s: the mirror's package changed; run `make lock` if that is expected", ErrChecksum, p.Name, p.Version, sum, p.SHA256)
+		}
+		if err := os.Rename(got, c.DebPath(p)); err != nil {
+			return fmt.Errorf("cannot store %s: %w", c.DebPath(p), err)
+		}
+	}
+	return nil
 }
 
 // Unpack fetches and verifies p and returns a directory holding its unpacked contents
