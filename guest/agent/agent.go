@@ -206,7 +206,7 @@ func (a *Agent) disks() ([]control.Disk, error) {
 
 // pickDevice checks a requested device against the VM's disks, or picks the first one that
 // matches want (nil = any).
-func (a *Agent) pickDevice(ctx context.Context, dev string, want func(blkid.Info) bool, none string) (string, blkid.Info, error) {
+func (a *Agent) pickDevice(ctx context.Context, dev string, want func(blkid.Info) bool, noneCode control.Code, none string) (string, blkid.Info, error) {
 	ds, err := a.disks()
 	if err != nil {
 		return "", blkid.Info{}, err
@@ -237,7 +237,7 @@ func (a *Agent) pickDevice(ctx context.Context, dev string, want func(blkid.Info
 			return d.Device, in, nil
 		}
 	}
-	return "", blkid.Info{}, control.Errorf(control.CodeNotFound, "%s", none)
+	return "", blkid.Info{}, control.Errorf(noneCode, "%s", none)
 }
 
 func listOrNone(s []string) string {
@@ -300,7 +300,7 @@ func (a *Agent) unlock(ctx context.Context, r *control.Request) (any, error) {
 	if st := a.State(); st != control.StateReady {
 		return nil, a.badState("cannot unlock: a device is already unlocked or mounted")
 	}
-	dev, in, err := a.pickDevice(ctx, req.Device, isLUKS, "no LUKS-encrypted disk in the VM; mount it directly if it is not encrypted")
+	dev, in, err := a.pickDevice(ctx, req.Device, isLUKS, control.CodeNotEncrypted, "no disk in the VM is LUKS-encrypted; mount it without unlocking")
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +361,7 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 			return nil, control.Errorf(control.CodeIOError, "cannot probe %s: %v", dev, err)
 		}
 	} else {
-		dev, in, err = a.pickDevice(ctx, req.Device, nil, "")
+		dev, in, err = a.pickDevice(ctx, req.Device, nil, control.CodeNotFound, "")
 		if err != nil {
 			return nil, err
 		}
@@ -453,7 +453,7 @@ func (a *Agent) check(ctx context.Context, r *control.Request) (any, error) {
 			return nil, control.Errorf(control.CodeIOError, "cannot probe %s: %v", dev, err)
 		}
 	} else {
-		dev, in, err = a.pickDevice(ctx, req.Device, nil, "")
+		dev, in, err = a.pickDevice(ctx, req.Device, nil, control.CodeNotFound, "")
 		if err != nil {
 			return nil, err
 		}

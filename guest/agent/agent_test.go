@@ -180,6 +180,10 @@ func TestLifecycle(t *testing.T) {
 	}
 	_, err = c.Unlock(ctx, control.UnlockRequest{Device: "/dev/vdb"}, []byte("right"))
 	wantCode(t, err, control.CodeNotEncrypted, "unlock of a plain disk")
+	a.deps.Disks = func() ([]control.Disk, error) { return []control.Disk{{Device: "/dev/vdb"}}, nil }
+	_, err = c.Unlock(ctx, control.UnlockRequest{}, []byte("right"))
+	wantCode(t, err, control.CodeNotEncrypted, "unlock with no LUKS disk")
+	a.deps.Disks = func() ([]control.Disk, error) { return []control.Disk{{Device: "/dev/vda"}, {Device: "/dev/vdb"}}, nil }
 	_, err = c.Unlock(ctx, control.UnlockRequest{Device: "/dev/vdz"}, []byte("right"))
 	wantCode(t, err, control.CodeNotFound, "unlock of a missing disk")
 

@@ -173,7 +173,7 @@ func (a *Agent) format(ctx context.Context, r *control.Request) (any, error) {
 	if st := a.State(); st != control.StateReady {
 		return nil, a.badState("cannot format: a device is unlocked or mounted")
 	}
-	dev, _, err := a.pickDevice(ctx, req.Device, nil, "")
+	dev, _, err := a.pickDevice(ctx, req.Device, nil, control.CodeNotFound, "")
 	if err != nil {
 		return nil, err
 	}

@@ -227,7 +227,7 @@ func Classify(what string, r command.Result, hasMagic bool, mem Memory) error {
 func memoryAdvice(m Memory) string {
 	switch {
 	case m.NeedKiB > 0 && m.HaveKiB > 0:
-		return fmt.Sprintf("the key slot's KDF needs %s of memory but the VM has %s; start the VM with more memory (e.g. --memory %d)",
+		return fmt.Sprintf("the key slot's KDF needs %s of memory but the VM has %s; give the VM at least %d MiB of memory",
 			mib(m.NeedKiB), mib(m.HaveKiB), (m.NeedKiB+m.NeedKiB/2)/1024+128)
 	case m.HaveKiB > 0:
 		return fmt.Sprintf("not enough memory for the key derivation (the VM has %s); start the VM with more memory", mib(m.HaveKiB))

@@ -56,13 +56,22 @@ type lockedBuf struct {
 	bytes.Buffer
 }
 
-func bootVM(t *testing.T, disk string, extraCmdline string) *vm {
+// vmOpts varies the VM: memory in MiB (0 = 512) and extra QEMU arguments.
+type vmOpts struct {
+	memMiB int
+	extra  []string
+}
+
+func bootVM(t *testing.T, disk string, o vmOpts) *vm {
 	t.Helper()
 	kernel, initrd := images(t)
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "ctl.sock")
-	appendLine := strings.TrimSpace("console=ttyS0 panic=-1 quiet cryptomgr.notests " + extraCmdline)
-	args := []string{"-accel", "tcg", "-M", "q35", "-cpu", "max", "-m", "512", "-smp", "2",
+	if o.memMiB == 0 {
+		o.memMiB = 512
+	}
+	appendLine := "console=ttyS0 panic=-1 quiet cryptomgr.notests"
+	args := []string{"-accel", "tcg", "-M", "q35", "-cpu", "max", "-m", fmt.Sprint(o.memMiB), "-smp", "2",
 		"-kernel", kernel, "-initrd", initrd, "-append", appendLine,
 		"-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
 		"-drive", "file=" + disk + ",if=virtio,format=raw",
@@ -70,6 +79,7 @@ func bootVM(t *testing.T, disk string, extraCmdline string) *vm {
 		"-chardev", "socket,id=c0,path=" + sock + ",server=on,wait=off",
 		"-device", "virtserialport,chardev=c0,name=" + control.PortName,
 		"-device", "virtio-rng-pci"}
+	args = append(args, o.extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	serial := &bytes.Buffer{}
@@ -158,7 +168,10 @@ func logTimeline(t *testing.T, title string, evs []control.Event) {
 
 func TestAgentLifecycle(t *testing.T) {
 	disk := newDisk(t, 256<<20)
-	v := bootVM(t, disk, "")
+	nfsPort := freePort(t)
+	v := bootVM(t, disk, vmOpts{extra: []string{
+		"-netdev", fmt.Sprintf("user,id=n0,net=192.168.127.0/24,host=192.168.127.1,hostfwd=tcp:127.0.0.1:%d-192.168.127.2:2049", nfsPort),
+		"-device", "virtio-net-pci,netdev=n0"}})
 	events := make(chan control.Event, 1024)
 	c := v.connect(t, events)
 	defer c.Close()
@@ -173,6 +186,9 @@ func TestAgentLifecycle(t *testing.T) {
 		t.Fatalf("Hello = %+v", h)
 	}
 	logTimeline(t, "boot timeline", h.Timeline)
+	if !hasStep(h.Timeline, "network") {
+		t.Fatal("no network step in the boot timeline")
+	}
 
 	p, err := c.Probe(ctx)
 	if err != nil || len(p.Disks) != 1 || p.Disks[0].Device != "/dev/vda" || p.Disks[0].Size != 256<<20 || p.Disks[0].Type != "" {
@@ -225,6 +241,15 @@ func TestAgentLifecycle(t *testing.T) {
 	if err != nil || st.State != control.StateServing || st.MemTotalKiB == 0 || st.Label != "vmtest" {
 		t.Fatalf("Status = %+v, %v", st, err)
 	}
+	// The export answers through QEMU's user network (the lead's tests use gvproxy).
+	url := fmt.Sprintf("nfs://127.0.0.1/?nfsport=%d&mountport=%d&version=3", nfsPort, nfsPort)
+	out, err := exec.CommandContext(ctx, "nfs-ls", url).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "lost+found") {
+		t.Fatalf("nfs-ls %s: %v\n%s", url, err, out)
+	}
+	if !sawProgress(events, "unlock") {
+		t.Fatal("no unlock progress event reached the host")
+	}
 	sd, err := c.Shutdown(ctx, control.ShutdownRequest{})
 	if err != nil || !sd.Synced || !sd.Unmounted || !sd.Closed {
 		t.Fatalf("Shutdown = %+v, %v", sd, err)
@@ -234,7 +259,7 @@ func TestAgentLifecycle(t *testing.T) {
 	t.Logf("VM wall time %v", wall.Round(time.Millisecond))
 
 	// Second boot: the container opens read-only and the filesystem is still there.
-	v2 := bootVM(t, disk, "")
+	v2 := bootVM(t, disk, vmOpts{})
 	c2 := v2.connect(t, nil)
 	defer c2.Close()
 	if _, err := c2.Unlock(ctx, control.UnlockRequest{ReadOnly: true}, pass); err != nil {
@@ -257,12 +282,19 @@ func TestAgentLifecycle(t *testing.T) {
 
 func TestWatchdogPowersOffWhenHostVanishes(t *testing.T) {
 	disk := newDisk(t, 64<<20)
-	v := bootVM(t, disk, "")
+	v := bootVM(t, disk, vmOpts{})
 	c := v.connect(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := c.Hello(ctx, "vmtest"); err != nil {
 		t.Fatalf("Hello: %v", err)
+	}
+	// A host that comes back within the grace period is served again.
+	c.Close()
+	time.Sleep(2 * time.Second)
+	c = v.connect(t, nil)
+	if _, err := c.Status(ctx); err != nil {
+		t.Fatalf("Status after reconnecting: %v", err)
 	}
 	c.Close() // the host supervisor "dies"
 	gone := time.Now()
@@ -270,4 +302,94 @@ func TestWatchdogPowersOffWhenHostVanishes(t *testing.T) {
 	if d := time.Since(gone); d < 9*time.Second {
 		t.Fatalf("VM stopped %v after the host left; want the 10 s grace", d)
 	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func hasStep(evs []control.Event, step string) bool {
+	for _, ev := range evs {
+		if ev.Kind == control.EventStep && ev.Step == step {
+			return true
+		}
+	}
+	return false
+}
+
+func sawProgress(events chan control.Event, step string) bool {
+	for {
+		select {
+		case ev := <-events:
+			if ev.Kind == control.EventProgress && ev.Step == step {
+				return true
+			}
+		default:
+			return false
+		}
+	}
+}
+
+func TestPowerButtonShutsDownCleanly(t *testing.T) {
+	disk := newDisk(t, 64<<20)
+	mon := filepath.Join(t.TempDir(), "mon.sock")
+	v := bootVM(t, disk, vmOpts{extra: []string{"-monitor", "unix:" + mon + ",server=on,wait=off"}})
+	c := v.connect(t, nil)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := c.Format(ctx, control.FormatRequest{Type: "none", Label: "plain"}, nil); err != nil {
+		t.Fatalf("Format(none): %v", err)
+	}
+	if _, err := c.Mount(ctx, control.MountRequest{}); err != nil {
+		t.Fatalf("Mount: %v", err)
+	}
+	m, err := net.Dial("unix", mon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	fmt.Fprintf(m, "system_powerdown\n")
+	v.waitExit(t, 60*time.Second)
+	// A clean unmount leaves the filesystem clean for the host's e2fsck.
+	out, err := exec.Command("e2fsck", "-n", "-f", disk).CombinedOutput()
+	if err != nil {
+		t.Fatalf("e2fsck after the power button: %v\n%s", err, out)
+	}
+}
+
+func TestUnlockOutOfMemorySaysHowMuch(t *testing.T) {
+	disk := newDisk(t, 64<<20)
+	// 1 GiB argon2id keyslot, made on the host: the 256 MiB VM cannot derive it.
+	cmd := exec.Command("cryptsetup", "luksFormat", "--type", "luks2", "--batch-mode", "--key-file=-",
+		"--pbkdf", "argon2id", "--pbkdf-memory", "1048576", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "1", disk)
+	cmd.Stdin = strings.NewReader("pw")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("host luksFormat: %v\n%s", err, out)
+	}
+	v := bootVM(t, disk, vmOpts{memMiB: 256})
+	c := v.connect(t, nil)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err := c.Unlock(ctx, control.UnlockRequest{}, []byte("pw"))
+	var ce *control.Error
+	if !errors.As(err, &ce) || ce.Code != control.CodeOutOfMemory || !strings.Contains(ce.Message, "1024 MiB") {
+		t.Fatalf("Unlock in a small VM = %v; want out-of-memory naming the 1024 MiB the keyslot needs", err)
+	}
+	t.Logf("message: %s", ce.Message)
+	st, err := c.Status(ctx)
+	if err != nil || st.State != control.StateReady {
+		t.Fatalf("Status after OOM = %+v, %v; want the agent up and ready", st, err)
+	}
+	if _, err := c.Shutdown(ctx, control.ShutdownRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	v.waitExit(t, 30*time.Second)
 }
