@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/luksmount/luksmount/initramfs/cpio"
 	"github.com/luksmount/luksmount/initramfs/debpkg"
 )
 
@@ -21,6 +22,7 @@ const DefaultLock = "initramfs/packages.lock"
 const usage = `usage:
   luksmount-mkimage build -arch amd64|arm64 -init PATH [-variant agent] [-out build/ARCH] [-lock FILE] [-cache .cache]
   luksmount-mkimage lock [-arch amd64,arm64] [-lock FILE]
+  luksmount-mkimage diff A.cpio.gz B.cpio.gz   (which entries differ; exit 1 if any)
 variants: `
 
 // Run is the luksmount-mkimage command line.
@@ -33,6 +35,8 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		return runBuild(args[1:], stdout, stderr)
 	case "lock":
 		return runLock(args[1:], stdout, stderr)
+	case "diff":
+		return runDiff(args[1:], stdout)
 	default:
 		return fmt.Errorf("unknown subcommand %q\n%s%s", args[0], usage, strings.Join(VariantNames(), ", "))
 	}
@@ -137,5 +141,34 @@ func runLock(args []string, stdout, stderr io.Writer) error {
 		state = "unchanged"
 	}
 	fmt.Fprintf(stdout, "%s: %d packages pinned for %s (%s, %s)\n", *lockFile, len(pins), *archList, state, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// ErrImagesDiffer is returned by the diff subcommand when the images are not identical.
+var ErrImagesDiffer = errors.New("images differ")
+
+func runDiff(args []string, stdout io.Writer) error {
+	if len(args) != 2 {
+		return errors.New("diff needs two image files")
+	}
+	var imgs [2]map[string]cpio.Record
+	for i, name := range args {
+		f, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("cannot open image: %w", err)
+		}
+		imgs[i], err = ReadImage(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	d := DiffImages(imgs[0], imgs[1])
+	for _, l := range d {
+		fmt.Fprintln(stdout, l)
+	}
+	if len(d) > 0 {
+		return fmt.Errorf("%w: %d entries", ErrImagesDiffer, len(d))
+	}
 	return nil
 }

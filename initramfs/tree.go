@@ -3,6 +3,7 @@ package initramfs
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -120,4 +121,52 @@ func Gzip(w io.Writer, data []byte) error {
 		return fmt.Errorf("cannot compress image: %w", err)
 	}
 	return nil
+}
+
+// ReadImage reads a gzip-compressed newc image into its records, keyed by name.
+func ReadImage(r io.Reader) (map[string]cpio.Record, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("not a gzip image: %w", err)
+	}
+	cr := cpio.NewReader(zr)
+	out := map[string]cpio.Record{}
+	for {
+		rec, err := cr.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[rec.Name] = rec
+	}
+}
+
+// DiffImages lists the entries that differ between two images, one line each, sorted.
+func DiffImages(a, b map[string]cpio.Record) []string {
+	names := map[string]bool{}
+	for n := range a {
+		names[n] = true
+	}
+	for n := range b {
+		names[n] = true
+	}
+	var out []string
+	for n := range names {
+		ra, oka := a[n]
+		rb, okb := b[n]
+		switch {
+		case !oka:
+			out = append(out, "only in second: /"+n)
+		case !okb:
+			out = append(out, "only in first: /"+n)
+		case ra.Mode != rb.Mode || ra.UID != rb.UID || ra.GID != rb.GID || ra.Mtime != rb.Mtime || ra.RdevMajor != rb.RdevMajor || ra.RdevMinor != rb.RdevMinor:
+			out = append(out, fmt.Sprintf("metadata differs: /%s (mode %o/%o mtime %d/%d)", n, ra.Mode, rb.Mode, ra.Mtime, rb.Mtime))
+		case !bytes.Equal(ra.Data, rb.Data):
+			out = append(out, fmt.Sprintf("content differs: /%s (%d/%d bytes)", n, len(ra.Data), len(rb.Data)))
+		}
+	}
+	sort.Strings(out)
+	return out
 }

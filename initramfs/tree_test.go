@@ -132,3 +132,32 @@ func TestIsKernel(t *testing.T) {
 		}
 	}
 }
+
+func TestDiffImages(t *testing.T) {
+	image := func(init string, extra bool) map[string]cpio.Record {
+		tr := NewTree()
+		tr.File("/init", []byte(init), 0o755)
+		tr.File("/etc/a", []byte("a"), 0o644)
+		if extra {
+			tr.Dir("/mnt", 0o755)
+		}
+		var raw, gz bytes.Buffer
+		if err := tr.WriteCpio(&raw, 0); err != nil {
+			t.Fatal(err)
+		}
+		Gzip(&gz, raw.Bytes())
+		m, err := ReadImage(&gz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if d := DiffImages(image("x", false), image("x", false)); len(d) != 0 {
+		t.Errorf("identical images differ: %q", d)
+	}
+	d := DiffImages(image("x", false), image("yy", true))
+	want := "content differs: /init (1/2 bytes)|only in second: /mnt"
+	if strings.Join(d, "|") != want {
+		t.Errorf("DiffImages = %q; want %q", d, want)
+	}
+}
