@@ -140,6 +140,7 @@ func fakeQEMU(mode string, args []string) int {
 func spec(t *testing.T, mode string) Spec {
 	t.Helper()
 	t.Setenv("FAKE_QEMU", mode)
+	t.Setenv("GORACE", "atexit_sleep_ms=0") // under -race the fake would linger 1 s at exit
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
