@@ -143,6 +143,7 @@ func TestExitCodes(t *testing.T) {
 		{fmt.Errorf("x: %w", supervisor.ErrHasData), ExitHasData},
 		{fmt.Errorf("x: %w", supervisor.ErrMountBusy), ExitStopRefused},
 		{usagef("bad"), ExitUsage},
+		{&silentError{ExitWrongPassphrase}, ExitWrongPassphrase}, // the detached supervisor's verdict
 		{errors.New("something else"), ExitFailure},
 	} {
 		if got := ExitCode(tc.err); got != tc.code {

@@ -53,9 +53,12 @@ func (e *exitError) Error() string { return e.msg }
 func ExitCode(err error) int {
 	var ue *usageError
 	var ee *exitError
+	var se *silentError
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &se):
+		return se.code
 	case errors.As(err, &ee):
 		return ee.code
 	case errors.As(err, &ue):

@@ -1,9 +1,6 @@
 package supervisor
 
 import (
-	"context"
-	"errors"
-
 	"github.com/luksmount/luksmount/host/blockdev"
 	"github.com/luksmount/luksmount/host/session"
 )
@@ -21,7 +18,5 @@ func Default(o Options) Deps {
 	}
 }
 
-// Boot starts the VM for a session. It is host/vm's job; until that lands it fails clearly.
-var Boot = func(ctx context.Context, spec BootSpec) (Machine, error) {
-	return nil, errors.New("this build has no VM layer (host/vm)")
-}
+// Boot starts the VM for a session (replaceable in tests).
+var Boot = bootVM

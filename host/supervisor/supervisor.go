@@ -117,6 +117,7 @@ type sup struct {
 	stMu    sync.Mutex // guards sess.State against the control socket's readers
 	stopReq chan stopRequest
 
+	seenSteps        map[string]bool // guest events already logged
 	hostMounted      bool
 	removeMountpoint func()
 }
@@ -539,7 +540,9 @@ func (s *sup) powerOff(ctx context.Context, force bool) error {
 		cancel()
 		if serr == nil {
 			for _, ev := range r.Steps {
-				s.log.Guest(ev)
+				if !s.seen(ev) { // normally already streamed as events
+					s.log.Guest(ev)
+				}
 			}
 			t.Done(nil, "synced=%v unmounted=%v closed=%v", r.Synced, r.Unmounted, r.Closed)
 			if !r.Unmounted || !r.Closed {
@@ -584,12 +587,26 @@ func (s *sup) vmDied() error {
 
 // onEvent receives the agent's events: all go to the log; progress notes also to the user.
 func (s *sup) onEvent(ev control.Event) {
+	s.stMu.Lock()
+	if s.seenSteps == nil {
+		s.seenSteps = map[string]bool{}
+	}
+	s.seenSteps[stepKey(ev)] = true
+	s.stMu.Unlock()
 	if s.log != nil {
 		s.log.Guest(ev)
 	}
 	if ev.Kind == control.EventProgress && ev.Message != "" {
 		s.ui.Progress("  " + ev.Message)
 	}
+}
+
+func stepKey(ev control.Event) string { return fmt.Sprintf("%s@%.3f", ev.Step, ev.Time) }
+
+func (s *sup) seen(ev control.Event) bool {
+	s.stMu.Lock()
+	defer s.stMu.Unlock()
+	return s.seenSteps[stepKey(ev)]
 }
 
 func labelSuffix(label string) string {

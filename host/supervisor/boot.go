@@ -1,0 +1,58 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/luksmount/luksmount/host/images"
+	"github.com/luksmount/luksmount/host/qemu"
+	"github.com/luksmount/luksmount/host/vm"
+)
+
+// bootVM starts QEMU for spec through host/vm with the guest images that go with this binary.
+func bootVM(ctx context.Context, spec BootSpec) (Machine, error) {
+	arch := qemu.Arch(runtime.GOARCH)
+	imgs, err := images.Find(string(arch))
+	if err != nil {
+		return nil, err
+	}
+	accel := qemu.DetectAccel(runtime.GOOS, runtime.GOARCH)
+	if spec.Accel != "" {
+		if accel, err = qemu.ParseAccel(spec.Accel); err != nil {
+			return nil, err
+		}
+		if err := qemu.CheckAccel(accel, runtime.GOOS, runtime.GOARCH, arch); err != nil {
+			return nil, fmt.Errorf("--accel %s: %w", accel, err)
+		}
+	}
+	dev := spec.Device
+	cfg := qemu.Config{
+		Arch: arch, Accel: accel, HostOS: runtime.GOOS,
+		MemoryMiB: spec.MemoryMiB, CPUs: spec.CPUs,
+		Kernel: imgs.Kernel, Initrd: imgs.Initrd,
+		Disks: []qemu.Disk{{
+			Path: dev.Path, HostDevice: !dev.IsImage, ReadOnly: dev.ReadOnly,
+			LogicalBlockSize: dev.LogicalBlockSize, PhysicalBlockSize: dev.PhysicalBlockSize,
+			Serial: "luksmount",
+		}},
+	}
+	vs := vm.Spec{
+		Config:     cfg,
+		RuntimeDir: filepath.Join(spec.SessionDir, "vm"),
+		ConsoleLog: spec.ConsoleLog,
+		OnEvent:    spec.OnEvent,
+		Logf:       spec.Logf,
+	}
+	if runtime.GOOS == "linux" && dev.File != nil {
+		// QEMU inherits the descriptor we opened and locked (macOS refuses this for disks).
+		vs.DiskFiles = []*os.File{dev.File}
+	}
+	v, err := vm.Start(ctx, vs)
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
