@@ -101,8 +101,9 @@ var Variants = map[string]Variant{
 			"/usr/sbin/rpc.nfsd", "/usr/sbin/rpc.mountd", "/usr/sbin/exportfs", "/sbin/rpc.statd", "/sbin/rpcbind",
 			"/bin/busybox", "/sbin/cryptsetup", "/sbin/mkfs.ext4",
 		},
-		Libs:     []string{"libgcc_s.so.1"},
-		Files:    []string{"/etc/mke2fs.conf"},
+		Libs: []string{"libgcc_s.so.1"},
+		// libtirpc reads /etc/netconfig; rpcbind and mountd look up services and protocols.
+		Files:    []string{"/etc/mke2fs.conf", "/etc/netconfig", "/etc/services", "/etc/protocols"},
 		Symlinks: map[string]string{"/bin/sh": "busybox"},
 	},
 }
