@@ -393,3 +393,58 @@ func TestUnlockOutOfMemorySaysHowMuch(t *testing.T) {
 	}
 	v.waitExit(t, 30*time.Second)
 }
+
+func TestUnlockLUKSVariantsAndKeyFiles(t *testing.T) {
+	key := make([]byte, 512)
+	for i := range key {
+		key[i] = byte(i * 7) // includes '\n' and NUL: every byte must reach cryptsetup unchanged
+	}
+	type variant struct {
+		name   string
+		args   []string
+		secret []byte
+	}
+	variants := []variant{
+		{"luks1-pbkdf2", []string{"--type", "luks1", "--pbkdf-force-iterations", "1000"}, []byte("pass one")},
+		{"luks2-argon2i-keyfile", []string{"--type", "luks2", "--pbkdf", "argon2i", "--pbkdf-memory", "32768", "--pbkdf-force-iterations", "4"}, key},
+		{"luks2-pbkdf2", []string{"--type", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"}, []byte("pass three\n")},
+	}
+	var disks []string
+	for _, vr := range variants {
+		disk := newDisk(t, 32<<20)
+		args := append([]string{"luksFormat", "--batch-mode", "--key-file=-"}, vr.args...)
+		cmd := exec.Command("cryptsetup", append(args, disk)...)
+		cmd.Stdin = bytes.NewReader(vr.secret)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: host luksFormat: %v\n%s", vr.name, err, out)
+		}
+		disks = append(disks, disk)
+	}
+	var extra []string
+	for _, d := range disks[1:] {
+		extra = append(extra, "-drive", "file="+d+",if=virtio,format=raw")
+	}
+	v := bootVM(t, disks[0], vmOpts{extra: extra})
+	c := v.connect(t, nil)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	devs := []string{"/dev/vda", "/dev/vdb", "/dev/vdc"}
+	for i, vr := range variants {
+		_, err := c.Unlock(ctx, control.UnlockRequest{Device: devs[i], KeyFile: i == 1}, vr.secret[:len(vr.secret)-1])
+		if !errors.Is(err, control.ErrWrongPassphrase) {
+			t.Fatalf("%s: Unlock with the last byte missing = %v; want wrong-passphrase", vr.name, err)
+		}
+		if _, err := c.Unlock(ctx, control.UnlockRequest{Device: devs[i], KeyFile: i == 1}, vr.secret); err != nil {
+			t.Fatalf("%s: Unlock: %v", vr.name, err)
+		}
+		sd, err := c.Shutdown(ctx, control.ShutdownRequest{NoPowerOff: true})
+		if err != nil || !sd.Closed {
+			t.Fatalf("%s: close = %+v, %v", vr.name, sd, err)
+		}
+	}
+	if _, err := c.Shutdown(ctx, control.ShutdownRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	v.waitExit(t, 30*time.Second)
+}
