@@ -41,6 +41,26 @@ func (SystemApt) Show(spec string) (Stanza, error) {
 	return st, nil
 }
 
+// ShowMany runs one apt-cache show for all specs ("name:arch", no versions) and returns the
+// records found keyed by spec; apt skips unknown names. One call costs about as much as one
+// Show, because apt-cache spends its time loading the package lists.
+func (SystemApt) ShowMany(specs []string) (map[string]Stanza, error) {
+	var out, errb bytes.Buffer
+	cmd := exec.Command("apt-cache", append([]string{"show", "--no-all-versions"}, specs...)...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil && out.Len() == 0 {
+		return nil, fmt.Errorf("apt-cache show: %s: %w", firstLine(errb.String()), err)
+	}
+	found := map[string]Stanza{}
+	for _, rec := range strings.Split(out.String(), "\n\n") {
+		st := ParseStanza(rec)
+		if st["Package"] != "" {
+			found[st["Package"]+":"+st["Architecture"]] = st
+		}
+	}
+	return found, nil
+}
+
 // Download runs apt-get download in dir.
 func (SystemApt) Download(dir string, specs ...string) error {
 	var errb bytes.Buffer
@@ -206,41 +226,63 @@ func resolveOne(apt Apt, w Want) ([]Pin, error) {
 		exclude[e] = true
 	}
 	done := map[string]bool{}
-	queue := append([]string(nil), w.Roots...)
-	for len(queue) > 0 {
-		name := queue[0]
-		queue = queue[1:]
-		if done[name] {
-			continue
+	level := append([]string(nil), w.Roots...)
+	// Breadth first, one level at a time, so a batching Apt answers each level in one call.
+	for len(level) > 0 {
+		prefetch(apt, level, w.Arch)
+		var clauses [][]string
+		var from []string
+		for _, name := range level {
+			if done[name] {
+				continue
+			}
+			done[name] = true
+			st, err := show(apt, name, w.Arch)
+			if err != nil {
+				return nil, err
+			}
+			p, err := pinOf(st, w.Arch)
+			if err != nil {
+				return nil, err
+			}
+			pins = append(pins, p)
+			for _, c := range st.Deps() {
+				clauses = append(clauses, c)
+				from = append(from, name)
+			}
 		}
-		done[name] = true
-		st, err := show(apt, name, w.Arch)
-		if err != nil {
-			return nil, err
+		var alts []string
+		for _, c := range clauses {
+			alts = append(alts, c...)
 		}
-		p, err := pinOf(st, w.Arch)
-		if err != nil {
-			return nil, err
-		}
-		pins = append(pins, p)
+		prefetch(apt, alts, w.Arch)
+		level = nil
 	clauses:
-		for _, alts := range st.Deps() {
+		for i, alts := range clauses {
 			for _, a := range alts {
-				if exclude[a] {
-					continue clauses
-				}
-				if done[a] {
+				if exclude[a] || done[a] {
 					continue clauses
 				}
 				if _, err := show(apt, a, w.Arch); err == nil {
-					queue = append(queue, a)
+					level = append(level, a)
 					continue clauses
 				}
 			}
-			return nil, fmt.Errorf("%s depends on %s, which apt cannot provide", name, strings.Join(alts, " | "))
+			return nil, fmt.Errorf("%s depends on %s, which apt cannot provide", from[i], strings.Join(alts, " | "))
 		}
 	}
 	return pins, nil
+}
+
+// prefetch asks a batching Apt about names (for arch and as arch-independent) in one call.
+func prefetch(apt Apt, names []string, arch string) {
+	if m, ok := apt.(*memoApt); ok {
+		var specs []string
+		for _, n := range names {
+			specs = append(specs, n+":"+arch, n+":all")
+		}
+		m.prefetch(specs)
+	}
 }
 
 // show finds name for arch, falling back to an architecture-independent package.
@@ -272,6 +314,42 @@ type memoApt struct {
 type memoEntry struct {
 	st  Stanza
 	err error
+}
+
+// batchShower is an Apt that can look up many packages in one call (SystemApt can).
+type batchShower interface {
+	ShowMany(specs []string) (map[string]Stanza, error)
+}
+
+// prefetch fills the memo for specs with one ShowMany call; without batching it does nothing
+// and Show asks one by one.
+func (a *memoApt) prefetch(specs []string) {
+	b, ok := a.Apt.(batchShower)
+	if !ok {
+		return
+	}
+	var todo []string
+	seen := map[string]bool{}
+	for _, s := range specs {
+		if _, ok := a.m[s]; !ok && !seen[s] {
+			seen[s] = true
+			todo = append(todo, s)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	found, err := b.ShowMany(todo)
+	if err != nil {
+		return // Show will ask one by one and report the error
+	}
+	for _, s := range todo {
+		if st, ok := found[s]; ok {
+			a.m[s] = memoEntry{st: st}
+		} else {
+			a.m[s] = memoEntry{err: fmt.Errorf("%w: %s", ErrNoPackage, s)}
+		}
+	}
 }
 
 func (a *memoApt) Show(spec string) (Stanza, error) {

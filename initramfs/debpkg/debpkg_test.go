@@ -118,8 +118,40 @@ func stanza(name, arch, version, deps string) string {
 	return fmt.Sprintf("Package: %s\nArchitecture: %s\nVersion: %s\nDepends: %s\nSHA256: %s\n", name, arch, version, deps, sum(name+":"+arch+"="+version))
 }
 
+// batchApt adds ShowMany to fakeApt and counts the calls of each kind.
+type batchApt struct {
+	*fakeApt
+	shows, batches int
+}
+
+func (b *batchApt) Show(spec string) (Stanza, error) { b.shows++; return b.fakeApt.Show(spec) }
+
+func (b *batchApt) ShowMany(specs []string) (map[string]Stanza, error) {
+	b.batches++
+	out := map[string]Stanza{}
+	for _, s := range specs {
+		if st, err := b.fakeApt.Show(s); err == nil {
+			out[s] = st
+		}
+	}
+	return out, nil
+}
+
 func TestResolve(t *testing.T) {
-	apt := &fakeApt{pkgs: map[string]string{
+	testResolve(t, func(f *fakeApt) Apt { return f })
+}
+
+func TestResolveBatched(t *testing.T) {
+	var b *batchApt
+	testResolve(t, func(f *fakeApt) Apt { b = &batchApt{fakeApt: f}; return b })
+	// Only the kernel lookups (by exact version) go one by one.
+	if b.batches == 0 || b.shows > 4 {
+		t.Errorf("%d batched and %d single lookups; want the closure walk batched", b.batches, b.shows)
+	}
+}
+
+func testResolve(t *testing.T, wrap func(*fakeApt) Apt) {
+	fake := &fakeApt{pkgs: map[string]string{
 		"linux-image-cloud-amd64:amd64":          stanza("linux-image-cloud-amd64", "amd64", "6.1.192-2", "linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)"),
 		"linux-image-6.1.0-56-cloud-amd64:amd64": stanza("linux-image-6.1.0-56-cloud-amd64", "amd64", "6.1.192-2", "kmod, linux-base"),
 		"cryptsetup-bin:amd64":                   stanza("cryptsetup-bin", "amd64", "2:2.6.1", "libc6 (>= 2.34), libcryptsetup12"),
@@ -130,6 +162,7 @@ func TestResolve(t *testing.T) {
 		"libaudit-common:all":                    stanza("libaudit-common", "all", "1:3.0.9-1", ""),
 		"busybox-static:amd64":                   stanza("busybox-static", "amd64", "1.35", ""),
 	}}
+	apt := wrap(fake)
 	pins, err := Resolve(apt, []Want{
 		{Variant: "agent", Arch: "amd64", Kernel: "linux-image-cloud-amd64", Roots: []string{"cryptsetup-bin"}, Exclude: []string{"debconf"}},
 		{Variant: "nfsclient", Arch: "amd64", Kernel: "linux-image-cloud-amd64", Roots: []string{"busybox-static", "libc6"}},
@@ -158,7 +191,7 @@ func TestResolve(t *testing.T) {
 	}
 
 	// A dependency nobody provides is an error naming it.
-	apt.pkgs["libc6:amd64"] = stanza("libc6", "amd64", "2.36", "libmissing")
+	fake.pkgs["libc6:amd64"] = stanza("libc6", "amd64", "2.36", "libmissing")
 	if _, err := Resolve(apt, []Want{{Variant: "agent", Arch: "amd64", Roots: []string{"libc6"}}}); err == nil || !strings.Contains(err.Error(), "libmissing") {
 		t.Errorf("err = %v; want one naming libmissing", err)
 	}
