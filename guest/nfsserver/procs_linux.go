@@ -141,7 +141,7 @@ func (s *Server) Dispatch(ctx context.Context, c *rpcfront.Call) []byte {
 		}
 		rep, err := s.pool.RoundTrip(c.Record)
 		if err != nil {
-			s.opts.logf("nfs: go-nfs did not answer proc %d: %v", c.Proc, err)
+			s.opts.logf("nfs: go-nfs did not answer proc %d (answered SYSTEM_ERR, connection replaced): %v", c.Proc, err)
 			return rpcfront.Accepted(c.XID, rpcfront.SystemErr).B
 		}
 		return s.patchReply(c.Proc, rep)

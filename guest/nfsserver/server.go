@@ -9,6 +9,7 @@ package nfsserver
 import (
 	"errors"
 	"net"
+	"time"
 )
 
 // Options configures a Server.
@@ -25,6 +26,9 @@ type Options struct {
 	OwnerFromRoot      bool
 	PassThroughIDs     bool                             // --owner none: no id mapping at all
 	Logf               func(format string, args ...any) // user-facing log lines (may be nil)
+	// PassThroughTimeout bounds each call handed to go-nfs (0: 30 s); after
+	// it the client gets SYSTEM_ERR and go-nfs's connection is replaced.
+	PassThroughTimeout time.Duration
 	// OnUnmount is told when a client sends MOUNT UMNT/UMNTALL (may be nil).
 	OnUnmount func(client string)
 }

@@ -85,7 +85,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.fds = newFdCache(s.table, opts.ReadOnly, 256)
 	inner := &nfs.Server{Handler: &handler{s: s}, ID: s.verf}
-	s.pool = rpcfront.NewPipePool(inner.Serve, passThroughConns)
+	s.pool = rpcfront.NewPipePool(inner.Serve, passThroughConns, opts.PassThroughTimeout)
 	s.rpc = rpcfront.NewServer(s, rpcfront.Config{
 		MaxRecord:   maxIO + 64<<10,
 		MaxInFlight: 32,
