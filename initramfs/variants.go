@@ -60,6 +60,9 @@ var Variants = map[string]Variant{
 			"af_alg", "algif_skcipher", "algif_hash",
 			"ext4", "jbd2", "mbcache", "crc16", "crc32c_generic",
 			"loop",
+			// The ACPI (x86) or GPIO (arm64 virt) power button reaches PID 1 as an input event:
+			// it is how `system_powerdown` asks the agent for a clean shutdown.
+			"button", "evdev",
 		),
 		ArchModules: map[string][]string{
 			"amd64": {"aesni-intel", "sha256-ssse3", "sha512-ssse3"},

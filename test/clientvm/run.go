@@ -1,13 +1,13 @@
 package clientvm
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -34,6 +34,11 @@ type Config struct {
 	Ports   []string
 	Memory  int // MiB; 0 = 512
 	Timeout time.Duration
+	// OnLine, if set, sees each line as the client writes it (crash tests act on "durable" lines
+	// while the client runs). It runs on a polling goroutine.
+	OnLine func(Line)
+	// Kill, if set, stops the client VM early when closed (after the server was killed).
+	Kill <-chan struct{}
 }
 
 // Report is what the client VM said.
@@ -85,36 +90,96 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
-	runErr := cmd.Run()
-	rep := &Report{Duration: time.Since(start)}
-	rep.Console = tail(console, 40)
-	if f, err := os.Open(results); err == nil {
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			var l Line
-			if json.Unmarshal(sc.Bytes(), &l) != nil {
-				continue
-			}
-			rep.Lines = append(rep.Lines, l)
-			switch l.Kind {
-			case "result":
-				rep.Results = append(rep.Results, l.Result)
-			case "manifest":
-				rep.Manifest = l.Manifest
-			case "done":
-				rep.Done, rep.Passed, rep.Failed = true, l.Passed, l.Failed
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start client VM: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	rep := &Report{}
+	tl := &tailer{path: results}
+	var runErr error
+	killed := false
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	kill := c.Kill
+loop:
+	for {
+		select {
+		case runErr = <-exited:
+			break loop
+		case <-kill:
+			cmd.Process.Kill()
+			kill, killed = nil, true
+		case <-tick.C:
+			for _, l := range tl.next() {
+				rep.add(l)
+				if c.OnLine != nil {
+					c.OnLine(l)
+				}
 			}
 		}
-		f.Close()
 	}
-	if ctx.Err() != nil {
+	for _, l := range tl.next() {
+		rep.add(l)
+		if c.OnLine != nil {
+			c.OnLine(l)
+		}
+	}
+	rep.Duration = time.Since(start)
+	rep.Console = tail(console, 40)
+	if ctx.Err() != nil && c.Kill == nil {
 		return rep, fmt.Errorf("client VM did not finish within %s; console tail:\n%s", c.Timeout, rep.Console)
 	}
-	if runErr != nil {
+	if runErr != nil && !killed {
 		return rep, fmt.Errorf("client VM: %w: %s", runErr, strings.TrimSpace(stderr.String()))
 	}
 	return rep, nil
+}
+
+func (r *Report) add(l Line) {
+	r.Lines = append(r.Lines, l)
+	switch l.Kind {
+	case "result":
+		r.Results = append(r.Results, l.Result)
+	case "manifest":
+		r.Manifest = l.Manifest
+	case "done":
+		r.Done, r.Passed, r.Failed = true, l.Passed, l.Failed
+	}
+}
+
+// tailer returns the complete new lines of a growing file.
+type tailer struct {
+	path string
+	off  int64
+	part []byte
+}
+
+func (t *tailer) next() []Line {
+	f, err := os.Open(t.path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if _, err := f.Seek(t.off, io.SeekStart); err != nil {
+		return nil
+	}
+	b, _ := io.ReadAll(f)
+	t.off += int64(len(b))
+	t.part = append(t.part, b...)
+	var out []Line
+	for {
+		i := bytes.IndexByte(t.part, '\n')
+		if i < 0 {
+			break
+		}
+		var l Line
+		if json.Unmarshal(t.part[:i], &l) == nil {
+			out = append(out, l)
+		}
+		t.part = t.part[i+1:]
+	}
+	return out
 }
 
 func qemuArgs(c Config, initrd, results, console string) []string {

@@ -37,6 +37,12 @@ type Spec struct {
 	GID int `json:"gid,omitempty"`
 	// NoUnmount leaves the mount in place at power-off (crash tests: the server dies first).
 	NoUnmount bool `json:"no_unmount,omitempty"`
+	// Durable writes files of DurableKiB random KiB one after another, fsyncing each (and its
+	// directory) and streaming a "durable" line for it as soon as fsync returns, until Durable
+	// files are written or the server dies: crash tests kill the server mid-stream.
+	Durable    int    `json:"durable,omitempty"`
+	DurableKiB int    `json:"durable_kib,omitempty"`
+	DurableDir string `json:"durable_dir,omitempty"` // relative to the export root
 }
 
 // MountData is the kernel's text mount data for the export: NFSv3 over TCP straight to the given
@@ -59,7 +65,7 @@ type Line struct {
 	Error   string  `json:"error,omitempty"`
 	// Result lines (a test/workload Result, kept raw so this package needn't import it)
 	Result json.RawMessage `json:"result,omitempty"`
-	// Manifest lines
+	// Manifest lines (and durable lines: "name sha256hex")
 	Manifest string `json:"manifest,omitempty"`
 	// Done lines
 	Passed int `json:"passed,omitempty"`

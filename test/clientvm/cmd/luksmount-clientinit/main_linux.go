@@ -1,0 +1,258 @@
+//go:build linux
+
+// Command luksmount-clientinit is PID 1 of the test client VM: it mounts a luksmount export with the
+// Linux kernel's NFS client and runs the checked workload on it, writing JSON lines to a
+// virtio-serial port, then powers off.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/luksmount/luksmount/guest/channel"
+	"github.com/luksmount/luksmount/guest/initsys"
+	"github.com/luksmount/luksmount/test/clientvm"
+	"github.com/luksmount/luksmount/test/workload"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+const mnt = "/mnt/nfs"
+
+type reporter struct {
+	out   *os.File
+	start time.Time
+}
+
+func (r *reporter) line(l clientvm.Line) {
+	b, _ := json.Marshal(l)
+	b = append(b, '\n')
+	if r.out != nil {
+		r.out.Write(b)
+	}
+	os.Stderr.Write(b) // the console too, for a human reading a failed run
+}
+
+func (r *reporter) step(name string, t0 time.Time) {
+	r.line(clientvm.Line{Kind: "step", Step: name, Seconds: time.Since(t0).Seconds()})
+}
+
+func main() {
+	r := &reporter{start: time.Now()}
+	err := run(r)
+	if err != nil {
+		r.line(clientvm.Line{Kind: "error", Error: err.Error()})
+	}
+	initsys.Sync()
+	if r.out != nil {
+		r.out.Sync()
+	}
+	time.Sleep(200 * time.Millisecond) // let the port drain before the power goes
+	initsys.PowerOff()
+	select {}
+}
+
+func run(r *reporter) error {
+	t0 := time.Now()
+	if err := initsys.MountBase(); err != nil {
+		return fmt.Errorf("base mounts: %w", err)
+	}
+	if f, err := os.Open("/etc/luksmount/modules"); err == nil {
+		paths, _ := initsys.ParseModules(f)
+		f.Close()
+		for _, m := range initsys.LoadModules(paths) {
+			if m.Err != nil {
+				fmt.Fprintf(os.Stderr, "module %s: %v\n", m.Path, m.Err)
+			}
+		}
+	}
+	if p, err := channel.FindPort("/sys/class/virtio-ports", clientvm.ResultsPort); err == nil {
+		r.out, _ = os.OpenFile(p, os.O_WRONLY, 0)
+	}
+	r.step("boot", t0)
+
+	b, err := os.ReadFile(clientvm.SpecPath)
+	if err != nil {
+		return fmt.Errorf("no test spec: %w", err)
+	}
+	var spec clientvm.Spec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return fmt.Errorf("bad test spec: %w", err)
+	}
+	t := time.Now()
+	if err := network(); err != nil {
+		return fmt.Errorf("network: %w", err)
+	}
+	r.step("network", t)
+
+	t = time.Now()
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		return err
+	}
+	src := clientvm.HostAlias + ":" + spec.Export
+	if err := unix.Mount(src, mnt, "nfs", 0, spec.MountData()); err != nil {
+		return fmt.Errorf("mount -t nfs %s %s -o %s: %w", src, mnt, spec.MountData(), err)
+	}
+	r.step("nfs mount", t)
+
+	if spec.Run != "" {
+		if err := runWorkload(r, spec); err != nil {
+			return err
+		}
+	}
+	if spec.Durable > 0 {
+		if err := runDurable(r, spec); err != nil {
+			return err
+		}
+	}
+	if spec.NoUnmount {
+		return nil
+	}
+	t = time.Now()
+	if err := unix.Unmount(mnt, 0); err != nil {
+		return fmt.Errorf("umount %s: %w", mnt, err)
+	}
+	r.step("nfs unmount", t)
+	return nil
+}
+
+func runWorkload(r *reporter, spec clientvm.Spec) error {
+	filter, err := regexp.Compile(spec.Run)
+	if err != nil {
+		return fmt.Errorf("bad scenario pattern: %w", err)
+	}
+	manifest := "/tmp/manifest"
+	if b, err := os.ReadFile(clientvm.ManifestPath); err == nil {
+		if err := os.WriteFile(manifest, b, 0o600); err != nil {
+			return err
+		}
+	}
+	os.MkdirAll("/tmp/outside", 0o755)
+	opts := workload.Options{
+		Outside:     "/tmp/outside",
+		Manifest:    manifest,
+		Files:       spec.Files,
+		Writers:     spec.Writers,
+		FSXDuration: time.Duration(spec.FSXSeconds) * time.Second,
+		Seed:        spec.Seed,
+	}
+	if spec.UID != 0 || spec.GID != 0 {
+		// The workload's own process drops to the client user so AUTH_SYS carries that uid.
+		if err := unix.Setgroups([]int{spec.GID}); err != nil {
+			return err
+		}
+		if err := unix.Setgid(spec.GID); err != nil {
+			return err
+		}
+		if err := unix.Setuid(spec.UID); err != nil {
+			return err
+		}
+	}
+	passed, failed := 0, 0
+	_, err = workload.Run(context.Background(), mnt, filter, opts, func(res workload.Result) {
+		switch {
+		case res.Skipped: // skipped results carry OK=true: count them apart
+		case res.OK:
+			passed++
+		default:
+			failed++
+		}
+		raw, _ := json.Marshal(res)
+		r.line(clientvm.Line{Kind: "result", Result: raw})
+	})
+	if b, rerr := os.ReadFile(manifest); rerr == nil && len(b) > 0 {
+		r.line(clientvm.Line{Kind: "manifest", Manifest: string(b)})
+	}
+	r.line(clientvm.Line{Kind: "done", Passed: passed, Failed: failed})
+	return err
+}
+
+// runDurable writes, fsyncs and reports files one by one; a line is sent only after both the file
+// and its directory entry are durable by the client's own fsync.
+func runDurable(r *reporter, spec clientvm.Spec) error {
+	dir := filepath.Join(mnt, spec.DurableDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	size := spec.DurableKiB << 10
+	if size == 0 {
+		size = 64 << 10
+	}
+	rng := rand.New(rand.NewPCG(uint64(spec.Seed), uint64(time.Now().UnixNano())))
+	buf := make([]byte, size)
+	for i := 0; i < spec.Durable; i++ {
+		for j := range buf {
+			buf[j] = byte(rng.Uint32())
+		}
+		name := fmt.Sprintf("d%05d.bin", i)
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		// Several writes per file so the client has unstable data in flight when the server dies.
+		for off := 0; off < len(buf); off += 16 << 10 {
+			end := min(off+16<<10, len(buf))
+			if _, err := f.Write(buf[off:end]); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		if err := d.Sync(); err != nil {
+			return err
+		}
+		sum := sha256.Sum256(buf)
+		r.line(clientvm.Line{Kind: "durable", Manifest: filepath.Join(spec.DurableDir, name) + " " + hex.EncodeToString(sum[:])})
+	}
+	return nil
+}
+
+// network configures QEMU user networking's fixed addresses: guest 10.0.2.15/24, gateway 10.0.2.2.
+func network() error {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return err
+	}
+	var eth netlink.Link
+	for i := 0; i < 50; i++ {
+		if eth, err = netlink.LinkByName("eth0"); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("no eth0: %w", err)
+	}
+	addr, _ := netlink.ParseAddr("10.0.2.15/24")
+	if err := netlink.AddrAdd(eth, addr); err != nil && !strings.Contains(err.Error(), "exists") {
+		return err
+	}
+	if err := netlink.LinkSetUp(eth); err != nil {
+		return err
+	}
+	return netlink.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: net.ParseIP(clientvm.HostAlias)})
+}
