@@ -113,6 +113,8 @@ var ownNFS = map[uint32]procFunc{
 	6:  (*Server).read,
 	7:  (*Server).write,
 	8:  (*Server).create,
+	9:  (*Server).mkdir,
+	10: (*Server).symlink,
 	15: (*Server).link,
 	16: (*Server).readdir,
 	17: (*Server).readdirplus,
@@ -139,12 +141,7 @@ func (s *Server) Dispatch(ctx context.Context, c *rpcfront.Call) []byte {
 		if c.Proc > 21 {
 			return rpcfront.Accepted(c.XID, rpcfront.ProcUnavail).B
 		}
-		rep, err := s.pool.RoundTrip(c.Record)
-		if err != nil {
-			s.opts.logf("nfs: go-nfs did not answer proc %d (answered SYSTEM_ERR, connection replaced): %v", c.Proc, err)
-			return rpcfront.Accepted(c.XID, rpcfront.SystemErr).B
-		}
-		return s.patchReply(c.Proc, rep)
+		return s.passThrough(c)
 	case progMount:
 		if c.Vers < 1 || c.Vers > 3 {
 			return rpcfront.ProgMismatchReply(c.XID, 1, 3)

@@ -1,0 +1,122 @@
+package nfsserver
+
+import (
+	"github.com/luksmount/luksmount/guest/rootfs"
+	"github.com/luksmount/luksmount/guest/rpcfront"
+	"github.com/luksmount/luksmount/guest/xdr"
+	"golang.org/x/sys/unix"
+)
+
+// MKDIR and SYMLINK are answered here, not by go-nfs: go-nfs masks a new
+// directory's mode with 0777 (dropping setuid, setgid and sticky) and joins
+// names into paths.
+
+// maxSymlinkTarget is PATH_MAX: Linux refuses longer targets anyway.
+const maxSymlinkTarget = 4096
+
+func (s *Server) mkdir(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	dh := fh(r)
+	name := string(r.Opaque(maxIO))
+	a := readSattr(r)
+	if r.Err() != nil {
+		return
+	}
+	s.makeObject(w, dh, name, func(dfd int) error {
+		// mkdir(2) strips setuid/setgid and applies the umask; the exact
+		// mode is set once the owner is right.
+		return unix.Mkdirat(dfd, name, 0o700)
+	}, func(fd int, st *unix.Stat_t) error {
+		mode := uint32(0o755)
+		if a.mode != nil {
+			mode = *a.mode & 0o7777
+		}
+		// Keep the setgid bit a directory inherits from a setgid parent.
+		mode |= st.Mode & unix.S_ISGID
+		if err := rootfs.ChmodFd(fd, mode); err != nil {
+			return err
+		}
+		return s.apply(fd, nil, sattr{atime: a.atime, mtime: a.mtime})
+	})
+}
+
+func (s *Server) symlink(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	dh := fh(r)
+	name := string(r.Opaque(maxIO))
+	a := readSattr(r)
+	target := string(r.Opaque(maxIO))
+	if r.Err() != nil {
+		return
+	}
+	s.makeObject(w, dh, name, func(dfd int) error {
+		if len(target) > maxSymlinkTarget {
+			return unix.ENAMETOOLONG
+		}
+		return unix.Symlinkat(target, dfd, name)
+	}, func(fd int, st *unix.Stat_t) error {
+		// A Linux symlink's mode is always 0777: there is nothing to set.
+		if a.atime.Nsec == unix.UTIME_OMIT && a.mtime.Nsec == unix.UTIME_OMIT {
+			return nil
+		}
+		return unix.UtimesNanoAt(fd, "", []unix.Timespec{a.atime, a.mtime}, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+	})
+}
+
+// makeObject creates name in the directory dh with mk, gives it the drive
+// owner, runs set on an O_PATH fd of it, and writes a diropres3.
+func (s *Server) makeObject(w *xdr.Writer, dh []byte, name string, mk func(dfd int) error, set func(fd int, st *unix.Stat_t) error) {
+	fail := func(err error, pre, post *unix.Stat_t) {
+		w.Uint32(status(err))
+		s.wcc(w, pre, post)
+	}
+	if s.opts.ReadOnly {
+		fail(unix.EROFS, nil, nil)
+		return
+	}
+	dfd, pre, err := s.openDir(dh)
+	if err != nil {
+		fail(err, nil, nil)
+		return
+	}
+	defer unix.Close(dfd)
+	if err := checkName(name); err != nil {
+		if name == "." || name == ".." {
+			err = unix.EEXIST
+		}
+		fail(err, pre, pre)
+		return
+	}
+	if err := mk(dfd); err != nil {
+		post, _ := fstat(dfd)
+		fail(err, pre, post)
+		return
+	}
+	fd, err := unix.Openat(dfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == nil {
+		defer unix.Close(fd)
+		u, g := s.ids.owner()
+		err = unix.Fchownat(fd, "", int(u), int(g), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+	}
+	var st *unix.Stat_t
+	if err == nil {
+		st, err = fstat(fd)
+	}
+	if err == nil {
+		err = set(fd, st)
+	}
+	if err != nil {
+		// Left in place: removing it could race with a client replacing it.
+		post, _ := fstat(dfd)
+		fail(err, pre, post)
+		return
+	}
+	st, _ = fstat(fd)
+	nh, _ := s.table.At(dfd, name)
+	post, _ := fstat(dfd)
+	w.Uint32(nfsOK)
+	w.Bool(nh != nil)
+	if nh != nil {
+		w.Opaque(nh)
+	}
+	s.postOpAttr(w, st)
+	s.wcc(w, pre, post)
+}
