@@ -1,0 +1,209 @@
+package vmbench
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/luksmount/luksmount/bench/guestspec"
+	"github.com/luksmount/luksmount/bench/workload"
+	"github.com/luksmount/luksmount/initramfs/cpio"
+)
+
+// mountdPort is rpc.mountd's fixed port inside the nfsd guest.
+const mountdPort = 32767
+
+// NFSD is a running nfsd-variant VM.
+type NFSD struct {
+	cmd       *exec.Cmd
+	dir       string
+	results   string
+	NFSPort   int // on the host's 127.0.0.1 (QEMU user networking hostfwd)
+	MountPort int
+	done      chan error
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// StartNFSD boots the nfsd image on disk in mode (guestspec.ModeNFSD or ModeLocal), on the same
+// machine shape and disk settings as ours (q35, TCG, virtio-blk with the host page cache and
+// flushes honoured). Networking is QEMU user networking with hostfwd on 127.0.0.1.
+func StartNFSD(ctx context.Context, im Images, disk, dir string, m Machine, pass []byte, mode string, w workload.Config) (*NFSD, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	n := &NFSD{dir: dir, results: filepath.Join(dir, guestspec.ResultsPort+".out"), done: make(chan error, 1)}
+	var err error
+	if n.NFSPort, err = freePort(); err != nil {
+		return nil, err
+	}
+	if n.MountPort, err = freePort(); err != nil {
+		return nil, err
+	}
+	cfg := guestspec.Config{Mode: mode, Device: "/dev/vda", Passphrase: string(pass), NFSDThreads: 8,
+		MountdPort: mountdPort, ExportOptions: "rw,sync,no_root_squash,insecure,no_subtree_check", Workload: w}
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	initrd := filepath.Join(dir, "initrd.img")
+	if err := appendFiles(initrd, im.NFSD, map[string][]byte{guestspec.ConfigPath: js}); err != nil {
+		return nil, err
+	}
+	os.Remove(n.results)
+	accel := "tcg"
+	if m.CPUs > 1 {
+		accel = "tcg,thread=multi"
+	}
+	args := []string{
+		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+		"-M", "q35", "-accel", accel, "-cpu", "max",
+		"-smp", strconv.Itoa(m.CPUs), "-m", strconv.Itoa(m.MemoryMiB),
+		"-kernel", im.Kernel, "-initrd", initrd,
+		"-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests",
+		"-serial", "file:" + filepath.Join(dir, "console.log"),
+		"-blockdev", "driver=file,node-name=d0f,filename=" + disk + ",cache.direct=off,cache.no-flush=off",
+		"-blockdev", "driver=raw,node-name=d0,file=d0f",
+		"-device", "virtio-blk-pci,drive=d0,write-cache=on",
+		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:2049,hostfwd=tcp:127.0.0.1:%d-:%d", n.NFSPort, n.MountPort, mountdPort),
+		"-device", "virtio-net-pci,netdev=n0",
+		"-device", "virtio-serial-pci",
+		"-chardev", "file,id=res,path=" + n.results,
+		"-device", "virtserialport,chardev=res,name=" + guestspec.ResultsPort,
+		"-chardev", "socket,id=stop,path=" + filepath.Join(dir, "stop.sock") + ",server=on,wait=off",
+		"-device", "virtserialport,chardev=stop,name=" + guestspec.StopPort,
+		"-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0",
+	}
+	n.cmd = exec.Command("qemu-system-x86_64", args...)
+	var stderr bytes.Buffer
+	n.cmd.Stderr = &stderr
+	if err := n.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start nfsd VM: %w", err)
+	}
+	go func() {
+		err := n.cmd.Wait()
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		n.done <- err
+	}()
+	return n, nil
+}
+
+// Pid is QEMU's process id.
+func (n *NFSD) Pid() int { return n.cmd.Process.Pid }
+
+// Lines is what the guest reported so far.
+func (n *NFSD) Lines() Lines { return readLines(n.results) }
+
+// WaitReady waits for the guest's "ready" line.
+func (n *NFSD) WaitReady(ctx context.Context) (guestspec.Line, error) {
+	for {
+		for _, l := range n.Lines() {
+			switch l.Kind {
+			case "ready":
+				return l, nil
+			case "error":
+				return l, fmt.Errorf("nfsd guest: %s", l.Error)
+			}
+		}
+		select {
+		case err := <-n.done:
+			n.done <- err
+			return guestspec.Line{}, fmt.Errorf("nfsd VM exited before ready (%v); console %s", err, filepath.Join(n.dir, "console.log"))
+		case <-ctx.Done():
+			return guestspec.Line{}, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Wait waits for the VM to power off by itself (local mode) and returns its lines.
+func (n *NFSD) Wait(ctx context.Context) (Lines, error) {
+	select {
+	case err := <-n.done:
+		lines := n.Lines()
+		if err != nil {
+			return lines, err
+		}
+		return lines, lines.Err()
+	case <-ctx.Done():
+		n.cmd.Process.Kill()
+		<-n.done
+		return n.Lines(), fmt.Errorf("nfsd VM did not finish: %w", ctx.Err())
+	}
+}
+
+// Stop tells the guest to stop serving, unmount and power off, and waits for it.
+func (n *NFSD) Stop(ctx context.Context) (Lines, error) {
+	c, err := net.DialTimeout("unix", filepath.Join(n.dir, "stop.sock"), 5*time.Second)
+	if err == nil {
+		_, err = c.Write([]byte("stop\n"))
+		defer c.Close()
+	}
+	if err != nil {
+		n.cmd.Process.Kill()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	lines, werr := n.Wait(ctx)
+	return lines, errors.Join(err, werr)
+}
+
+// appendFiles writes base followed by a gzip'd cpio holding files (the kernel unpacks
+// concatenated archives in order, later files winning).
+func appendFiles(out, base string, files map[string][]byte) error {
+	b, err := os.ReadFile(base)
+	if err != nil {
+		return fmt.Errorf("bench image: %w", err)
+	}
+	var buf bytes.Buffer
+	buf.Write(b)
+	zw := gzip.NewWriter(&buf)
+	w := cpio.NewWriter(zw)
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	dirs := map[string]bool{}
+	for _, name := range names {
+		rel := strings.TrimPrefix(name, "/")
+		var parents []string
+		for d := path.Dir(rel); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+			parents = append([]string{d}, parents...)
+		}
+		for _, d := range parents {
+			if err := w.WriteRecord(cpio.Record{Name: d, Mode: cpio.TypeDir | 0o755}); err != nil {
+				return err
+			}
+		}
+		if err := w.WriteRecord(cpio.Record{Name: rel, Mode: cpio.TypeReg | 0o600, Data: files[name]}); err != nil {
+			return err
+		}
+	}
+	if err := errors.Join(w.Close(), zw.Close()); err != nil {
+		return err
+	}
+	return os.WriteFile(out, buf.Bytes(), 0o600)
+}
