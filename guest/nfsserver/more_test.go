@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,17 +187,27 @@ func TestReaddirCookiesSurviveChanges(t *testing.T) {
 }
 
 // FuzzDispatch feeds arbitrary RPC records to the whole server: it must
-// never panic out, hang, or escape. Seeds are calls our tests send.
+// never panic out (a panic in go-nfs's own goroutine would crash the
+// worker), hang, or leave go-nfs without an answer. Seeds are calls our
+// tests send, including every pass-through procedure.
 func FuzzDispatch(f *testing.F) {
 	root := f.TempDir()
 	os.WriteFile(filepath.Join(root, "f"), []byte("x"), 0o644)
-	s, err := New(Options{Root: root})
+	os.Mkdir(filepath.Join(root, "dir"), 0o755)
+	os.Symlink("f", filepath.Join(root, "link"))
+	var unanswered atomic.Value
+	s, err := New(Options{Root: root, PassThroughTimeout: 5 * time.Second, Logf: func(format string, a ...any) {
+		if strings.Contains(format, "go-nfs did not answer") {
+			unanswered.Store(fmt.Sprintf(format, a...))
+		}
+	}})
 	if err != nil {
 		f.Fatal(err)
 	}
 	defer s.Close()
 	rh := s.table.Root()
 	fh, _ := s.handleOfPath("f")
+	dh, _ := s.handleOfPath("dir")
 	seed := func(prog, vers, proc uint32, a []byte) {
 		f.Add(encodeCall(1, prog, vers, proc, 0, 0, a))
 	}
@@ -206,9 +217,22 @@ func FuzzDispatch(f *testing.F) {
 		seed(100003, 3, proc, args(func(w *xdr.Writer) { w.Opaque(rh); w.String("f"); w.Uint64(0); w.Uint32(4096) }))
 		seed(100003, 3, proc, args(func(w *xdr.Writer) { w.Opaque(fh); w.Uint64(0); w.Uint32(1); w.Uint32(0); w.Opaque([]byte("y")) }))
 	}
+	for proc, a := range passThroughArgs(rh, dh) {
+		seed(100003, 3, proc, a)
+	}
 	f.Fuzz(func(t *testing.T, rec []byte) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.rpc.Handle(ctx, rec)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.rpc.Handle(context.Background(), rec)
+		}()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("call hung: % x", rec)
+		}
+		if msg := unanswered.Load(); msg != nil {
+			t.Fatalf("%s: % x", msg, rec)
+		}
 	})
 }
