@@ -154,6 +154,22 @@ func (s *Server) Dispatch(ctx context.Context, c *rpcfront.Call) []byte {
 	return rpcfront.Accepted(c.XID, rpcfront.ProgUnavail).B
 }
 
+// OrderKey makes the calls that change a file's data or size (SETATTR,
+// WRITE, COMMIT) run in arrival order per file handle (rpcfront.Orderer), so
+// a retransmitted or overlapping WRITE can never land after a later one.
+// The cost is small: buffered writes to one inode serialize in the kernel
+// anyway.
+func (s *Server) OrderKey(c *rpcfront.Call) string {
+	if c.Prog != progNFS || c.Vers != 3 || (c.Proc != 2 && c.Proc != 7 && c.Proc != 21) {
+		return ""
+	}
+	h := fh(xdr.NewReader(c.Args))
+	if len(h) == 0 {
+		return ""
+	}
+	return string(h)
+}
+
 func (s *Server) run(f procFunc, c *rpcfront.Call) []byte {
 	r := xdr.NewReader(c.Args)
 	w := rpcfront.Accepted(c.XID, rpcfront.Success)

@@ -16,6 +16,38 @@ type Dispatcher interface {
 	Dispatch(ctx context.Context, c *Call) []byte
 }
 
+// Orderer is an optional Dispatcher extension. Calls of one connection with
+// the same non-empty key run one at a time, in the order they arrived
+// (calls with different keys, or none, still run in parallel).
+type Orderer interface {
+	OrderKey(c *Call) string
+}
+
+// orderQueue chains the calls that share a key: each waits for the one
+// that arrived before it.
+type orderQueue struct {
+	mu   sync.Mutex
+	last map[string]chan struct{}
+}
+
+func (q *orderQueue) enter(key string) (wait <-chan struct{}, done chan struct{}) {
+	done = make(chan struct{})
+	q.mu.Lock()
+	wait = q.last[key]
+	q.last[key] = done
+	q.mu.Unlock()
+	return wait, done
+}
+
+func (q *orderQueue) leave(key string, done chan struct{}) {
+	q.mu.Lock()
+	if q.last[key] == done {
+		delete(q.last, key)
+	}
+	q.mu.Unlock()
+	close(done)
+}
+
 // Authorizer decides whether a call's credentials may use the server. It
 // returns 0 to allow or an auth_stat to refuse with.
 type Authorizer func(c *Call) uint32
@@ -155,6 +187,7 @@ func (s *Server) serveConn(c net.Conn) {
 	br := bufio.NewReaderSize(c, 256<<10)
 	w := &connWriter{c: c}
 	sem := make(chan struct{}, s.cfg.MaxInFlight)
+	order := &orderQueue{last: map[string]chan struct{}{}}
 	remote := c.RemoteAddr().String()
 	for {
 		rec, err := ReadRecord(br, s.cfg.MaxRecord)
@@ -164,11 +197,30 @@ func (s *Server) serveConn(c net.Conn) {
 			}
 			return
 		}
+		// The key is taken here, in arrival order, before the call can race
+		// with the ones read after it.
+		var key string
+		var wait <-chan struct{}
+		var done chan struct{}
+		if o, ok := s.d.(Orderer); ok {
+			if call, err := ParseCall(rec); err == nil {
+				key = o.OrderKey(call)
+			}
+		}
 		sem <- struct{}{}
+		if key != "" {
+			wait, done = order.enter(key)
+		}
 		calls.Add(1)
 		go func() {
 			defer calls.Done()
 			defer func() { <-sem }()
+			if key != "" {
+				defer order.leave(key, done)
+				if wait != nil {
+					<-wait
+				}
+			}
 			if reply := s.handle(ctx, rec, remote); reply != nil {
 				if err := w.send(reply); err != nil {
 					c.Close()
