@@ -370,7 +370,11 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 		}
 	}
 	if in.Type == "" {
-		return nil, control.Errorf(control.CodeUnsupportedFS, "no filesystem found on %s; it may be empty or damaged", dev)
+		// Guest device names mean nothing to the user: say what the drive holds instead.
+		if mapper != "" {
+			return nil, control.Errorf(control.CodeUnsupportedFS, "the LUKS container opened, but holds no filesystem; it may be new or damaged (check it on Linux with `e2fsck -n`)")
+		}
+		return nil, control.Errorf(control.CodeUnsupportedFS, "the drive holds no LUKS header and no filesystem; it may be empty or damaged")
 	}
 	if !mountable(in.Type) {
 		return nil, control.Errorf(control.CodeUnsupportedFS, "%s holds %s, which is not a mountable filesystem", dev, in.Type)

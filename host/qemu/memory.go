@@ -24,3 +24,13 @@ func MemoryForKDF(kdfMiB int64) int {
 	}
 	return int(m)
 }
+
+// MemoryForFormat is the guest RAM in MiB to create a keyslot costing kdfMiB. cryptsetup silently
+// lowers an argon2 memory cost to half of the memory it finds available, so a format VM sized like
+// an unlock VM would write a cheaper keyslot than the user asked for.
+func MemoryForFormat(kdfMiB int64) int {
+	if kdfMiB <= 0 {
+		return PlainMemoryMiB
+	}
+	return MemoryForKDF(2*kdfMiB + kdfMarginMiB/2)
+}

@@ -116,7 +116,7 @@ func Format(ctx context.Context, o FormatOptions, deps Deps, secret []byte, prog
 			kdfMiB = int64(o.PBKDFMemoryKiB+1023) / 1024
 		}
 	}
-	mem := qemu.MemoryForKDF(kdfMiB)
+	mem := qemu.MemoryForFormat(kdfMiB)
 	if o.MemoryMiB > 0 {
 		mem = o.MemoryMiB
 	}

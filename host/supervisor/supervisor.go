@@ -212,6 +212,14 @@ func (s *sup) run(ctx context.Context, ready func(Result)) (err error) {
 	if s.id.Err != nil {
 		return t.Done(fmt.Errorf("%s: %w", dev.Path, s.id.Err), "")
 	}
+	// Refuse what the guest could not mount before paying for a boot. The guest image mounts
+	// LUKS and ext2/3/4 only; widen this with the image's filesystem modules.
+	if dev.Size == 0 {
+		return t.Done(control.Errorf(control.CodeUnsupportedFS, "%s is empty (0 bytes): there is nothing to mount; check the path", dev.Path), "")
+	}
+	if s.id.Kind == luksheader.KindUnknown {
+		return t.Done(control.Errorf(control.CodeUnsupportedFS, "%s holds neither a LUKS header nor an ext2/3/4 filesystem; nothing was changed (see `luksmount list` for the drives luksmount can open)", dev.Path), "")
+	}
 	encrypted := s.id.Kind.IsLUKS()
 	kdfMiB := int64(0)
 	if encrypted {
