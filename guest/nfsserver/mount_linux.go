@@ -2,6 +2,7 @@ package nfsserver
 
 import (
 	"path"
+	"strings"
 
 	"github.com/luksmount/luksmount/guest/rpcfront"
 	"github.com/luksmount/luksmount/guest/xdr"
@@ -26,7 +27,8 @@ func (s *Server) mnt(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 	if r.Err() != nil {
 		return
 	}
-	if path.Clean("/"+dir) != exportPath && path.Clean(dir) != path.Clean(s.opts.Root) {
+	h, ok := s.mountHandle(dir)
+	if !ok {
 		w.Uint32(2) // MNT3ERR_NOENT
 		return
 	}
@@ -35,9 +37,32 @@ func (s *Server) mnt(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 	s.mountsMu.Unlock()
 	s.opts.logf("nfs: %s mounted %s", c.Remote, dir)
 	w.Uint32(0)
-	w.Opaque(s.table.Root())
+	w.Opaque(h)
 	w.Uint32(1) // one flavor:
 	w.Uint32(rpcfront.AuthSys)
+}
+
+// mountHandle resolves a MOUNT path: the export "/", the guest path of the root, or (as knfsd
+// allows) any directory inside the export, e.g. `mount_nfs 127.0.0.1:/Photos`. Resolution goes
+// through the contained filesystem and the path must name a real directory, not a symlink.
+func (s *Server) mountHandle(dir string) ([]byte, bool) {
+	clean := path.Clean("/" + dir) // "/../x" cleans to "/x": nothing climbs out
+	if root := path.Clean(s.opts.Root); clean == root || strings.HasPrefix(clean, root+"/") {
+		clean = "/" + strings.TrimPrefix(strings.TrimPrefix(clean, root), "/")
+	}
+	if clean == exportPath {
+		return s.table.Root(), true
+	}
+	rel := strings.TrimPrefix(clean, "/")
+	fi, err := s.fs.Lstat(rel)
+	if err != nil || !fi.IsDir() {
+		return nil, false
+	}
+	h, err := s.handleOfPath(rel)
+	if err != nil {
+		return nil, false
+	}
+	return h, true
 }
 
 func (s *Server) dump(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {

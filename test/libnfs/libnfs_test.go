@@ -67,6 +67,19 @@ func TestAgainstServer(t *testing.T) {
 	if err != nil || string(got) != "hi\n" {
 		t.Fatalf("Cat = %q, %v", got, err)
 	}
+	// libnfs mounts a file's directory as the export: subdirectories are mountable, symlinks
+	// (here one pointing out of the tree) are not.
+	if err := os.MkdirAll(filepath.Join(root, "sub", "deeper"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "sub", "deeper", "x.txt"), []byte("deep\n"), 0o644)
+	os.Symlink("/etc", filepath.Join(root, "out"))
+	if got, err := c.Cat(ctx, "sub/deeper/x.txt"); err != nil || string(got) != "deep\n" {
+		t.Fatalf("Cat in a subdirectory = %q, %v", got, err)
+	}
+	if got, err := c.Cat(ctx, "out/hostname"); err == nil {
+		t.Fatalf("Cat through a symlink out of the export read %q", got)
+	}
 	onDisk, err := os.ReadFile(filepath.Join(root, "new file.bin"))
 	if err != nil || string(onDisk) != "payload" {
 		t.Fatalf("file written over NFS holds %q, %v", onDisk, err)
