@@ -5,6 +5,7 @@ package vm
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -20,6 +21,28 @@ func sysProcAttr(u *User) *syscall.SysProcAttr {
 		a.Credential = &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}
 	}
 	return a
+}
+
+// reachable checks that u can search every directory from / down to dir, so QEMU running as u can
+// reach the sockets in the runtime directory made inside dir.
+func reachable(u *User, dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("cannot check %s: %w", d, err)
+		}
+		s, ok := st.Sys().(*syscall.Stat_t)
+		if ok {
+			m := st.Mode().Perm()
+			can := m&0o001 != 0 || (s.Uid == u.UID && m&0o100 != 0) || (s.Gid == u.GID && m&0o010 != 0)
+			if !can {
+				return fmt.Errorf("vm: QEMU running as uid %d cannot reach the runtime directory: %s is mode %s; place the runtime directory under directories others may traverse (e.g. 0711)", u.UID, d, m)
+			}
+		}
+		if p := filepath.Dir(d); p == d {
+			return nil
+		}
+	}
 }
 
 // handOver lets QEMU running as u reach the runtime directory and the sockets it connects to.

@@ -201,3 +201,18 @@ func (v *VM) ConsoleTail(n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// copyFile copies src to dst (0600), best effort: it only preserves a console log.
+func copyFile(src, dst string) {
+	in, err := os.Open(src)
+	if err != nil {
+		return
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return
+	}
+	io.Copy(out, in)
+	out.Close()
+}

@@ -152,7 +152,9 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 	v.cfg.QMPSocket = path("qmp.sock")
 	v.cfg.PidFile = path("qemu.pid")
 	v.cfg.ConsoleLog = spec.ConsoleLog
-	if v.cfg.ConsoleLog == "" {
+	if v.cfg.ConsoleLog == "" || spec.RunAs != nil {
+		// QEMU running as the user may not be able to write next to a root-owned session log, so it
+		// writes into the runtime directory and wait() copies the log to spec.ConsoleLog at exit.
 		v.cfg.ConsoleLog = path("console.log")
 	}
 	if len(v.cfg.ControlSocket) > maxSocketPath {
@@ -180,6 +182,9 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 		return nil, err
 	}
 	if spec.RunAs != nil {
+		if err := reachable(spec.RunAs, filepath.Dir(dir)); err != nil {
+			return nil, err
+		}
 		if err := handOver(spec.RunAs, dir, v.created, v.cfg.ControlSocket, v.cfg.NetSocket); err != nil {
 			return nil, err
 		}
@@ -257,6 +262,9 @@ func (v *VM) acceptControl(ctx context.Context, ln net.Listener) (net.Conn, erro
 func (v *VM) wait(dir string) {
 	err := v.cmd.Wait()
 	v.consoleT = v.readConsoleTail()
+	if v.spec.ConsoleLog != "" && v.spec.ConsoleLog != v.cfg.ConsoleLog {
+		copyFile(v.cfg.ConsoleLog, v.spec.ConsoleLog)
+	}
 	v.net.Close()
 	if v.ctl != nil {
 		v.ctl.Close()
@@ -317,9 +325,14 @@ func (v *VM) Accel() string { return string(v.cfg.Accel) }
 // Args is the QEMU command line (without the binary), for logs and reproducing a run.
 func (v *VM) Args() []string { return append([]string(nil), v.args...) }
 
-// ConsoleLog is the path of the serial console log (gone with RuntimeDir once QEMU exits, unless
-// Spec.ConsoleLog placed it elsewhere).
-func (v *VM) ConsoleLog() string { return v.cfg.ConsoleLog }
+// ConsoleLog is the path of the serial console log: Spec.ConsoleLog if set (with RunAs, filled when
+// QEMU exits), else a file in RuntimeDir that goes with it.
+func (v *VM) ConsoleLog() string {
+	if v.spec.ConsoleLog != "" {
+		return v.spec.ConsoleLog
+	}
+	return v.cfg.ConsoleLog
+}
 
 // Done is closed once QEMU has exited and the runtime directory is cleaned up.
 func (v *VM) Done() <-chan struct{} { return v.done }

@@ -372,3 +372,13 @@ func TestLastLine(t *testing.T) {
 		}
 	}
 }
+
+func TestRunAsNeedsReachableDir(t *testing.T) {
+	s := spec(t, "agent")
+	os.Chmod(filepath.Dir(s.RuntimeDir), 0o700)
+	s.RunAs = &User{UID: 65534, GID: 65534} // checked before any chown: no root needed
+	_, err := Start(context.Background(), s)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the runtime directory") {
+		t.Fatalf("error = %v", err)
+	}
+}

@@ -55,6 +55,7 @@ type bootOpts struct {
 	diskSize  int64
 	lifetime  time.Duration
 	readyWait time.Duration
+	runAs     *vm.User // run QEMU as this user with the disk handed over as a descriptor
 }
 
 // boot starts a VM and waits for Hello; on any failure of the test it prints the console tail and
@@ -70,6 +71,9 @@ func boot(t *testing.T, o bootOpts) (*vm.VM, *control.HelloReply, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
+	if o.runAs != nil {
+		os.Chmod(base, 0o711) // QEMU as the user must traverse to the runtime directory
+	}
 	accel := qemu.AccelTCG
 	if string(o.arch) == runtime.GOARCH {
 		accel = qemu.DetectAccel(runtime.GOOS, runtime.GOARCH)
@@ -92,8 +96,20 @@ func boot(t *testing.T, o bootOpts) (*vm.VM, *control.HelloReply, string) {
 		f.Close()
 		cfg.Disks = []qemu.Disk{d}
 	}
+	var diskFiles []*os.File
+	if o.runAs != nil && o.disk != nil {
+		f, err := os.OpenFile(cfg.Disks[0].Path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		diskFiles = []*os.File{f}
+		os.Chmod(cfg.Disks[0].Path, 0o600) // only the descriptor lets QEMU in
+	}
 	ev := &events{}
 	spec := vm.Spec{
+		DiskFiles:  diskFiles,
+		RunAs:      o.runAs,
 		Config:     cfg,
 		RuntimeDir: filepath.Join(base, "run"),
 		ConsoleLog: filepath.Join(base, "console.log"),
@@ -120,6 +136,11 @@ func boot(t *testing.T, o bootOpts) (*vm.VM, *control.HelloReply, string) {
 	h, err := v.Ready(ctx, version.String())
 	if err != nil {
 		t.Fatalf("agent not ready: %v", err)
+	}
+	if o.runAs != nil {
+		if uid := processUID(t, v.Pid()); uid != int(o.runAs.UID) {
+			t.Errorf("QEMU runs as uid %d, want %d", uid, o.runAs.UID)
+		}
 	}
 	t.Logf("%s %s: Hello after %s (kernel %s, agent %s)", o.arch, accel, time.Since(t0).Round(time.Millisecond), h.Kernel, h.AgentVersion)
 	for _, e := range h.Timeline {
@@ -148,7 +169,18 @@ func shutdown(t *testing.T, v *vm.VM, runtimeDir string) {
 }
 
 // amd64 under this host's accelerator: Hello, Probe sees the 64 MiB disk as a 4Kn drive, Shutdown.
-func TestBootAMD64(t *testing.T) {
+func TestBootAMD64(t *testing.T) { testBootAMD64(t, nil) }
+
+// The Linux sudo path: QEMU runs as an unprivileged user and gets the disk (mode 0600, root's) as
+// an inherited descriptor through -add-fd.
+func TestBootAMD64RunAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (to start QEMU as uid 65534); the VM tier runs as root")
+	}
+	testBootAMD64(t, &vm.User{UID: 65534, GID: 65534})
+}
+
+func testBootAMD64(t *testing.T, runAs *vm.User) {
 	const size = 64 << 20
 	v, h, dir := boot(t, bootOpts{
 		arch:      qemu.ArchAMD64,
@@ -156,6 +188,7 @@ func TestBootAMD64(t *testing.T) {
 		diskSize:  size,
 		lifetime:  5 * time.Minute,
 		readyWait: 3 * time.Minute,
+		runAs:     runAs,
 	})
 	if h.Arch != "amd64" || h.ProtocolVersion != control.ProtocolVersion {
 		t.Errorf("hello: arch %q, protocol %d", h.Arch, h.ProtocolVersion)
@@ -194,4 +227,21 @@ func TestBootARM64(t *testing.T) {
 		t.Errorf("hello: arch %q", h.Arch)
 	}
 	shutdown(t, v, dir)
+}
+
+// processUID reads the real uid of pid from /proc.
+func processUID(t *testing.T, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
+			var uid int
+			fmt.Sscan(f[1], &uid)
+			return uid
+		}
+	}
+	t.Fatal("no Uid line in /proc status")
+	return -1
 }
