@@ -8,6 +8,7 @@ import (
 	"runtime"
 
 	"github.com/luksmount/luksmount/host/images"
+	"github.com/luksmount/luksmount/host/mountpoint"
 	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/host/vm"
 )
@@ -47,8 +48,13 @@ func bootVM(ctx context.Context, spec BootSpec) (Machine, error) {
 		Logf:       spec.Logf,
 	}
 	if runtime.GOOS == "linux" && dev.File != nil {
-		// QEMU inherits the descriptor we opened and locked (macOS refuses this for disks).
+		// QEMU inherits the descriptor we opened and locked (macOS refuses this for disks), so
+		// under sudo it can run as the invoking user: a compromised QEMU then holds that user's
+		// rights plus this one disk, not root's.
 		vs.DiskFiles = []*os.File{dev.File}
+		if u, ok := mountpoint.InvokingUser(os.Getenv); ok && os.Geteuid() == 0 {
+			vs.RunAs = &vm.User{UID: uint32(u.UID), GID: uint32(u.GID)}
+		}
 	}
 	v, err := vm.Start(ctx, vs)
 	if err != nil {

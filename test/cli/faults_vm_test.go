@@ -198,3 +198,37 @@ func TestSupervisorKilled(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestQEMURunsAsInvokingUser: under sudo on Linux, QEMU drops to the invoking user and reaches
+// the disk only through the descriptor luksmount opened.
+func TestQEMURunsAsInvokingUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test plays sudo and must run as root (as make test does)")
+	}
+	e := newEnv(t)
+	img := e.format("vault.img", "64M")
+	os.Chmod(img, 0o600) // only root may open it: QEMU must use the inherited descriptor
+	os.Chmod(e.dir, 0o755)
+	t.Setenv("SUDO_UID", "65534")
+	t.Setenv("SUDO_GID", "65534")
+	t.Setenv("SUDO_USER", "nobody")
+	e.mustLM(0, passphrase+"\n", "--no-mount", "--accel", "tcg", img)
+	s := e.find(img)
+	b, err := os.ReadFile(filepath.Join("/proc", itoa(s.VMPid), "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uid string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+			uid = f[1]
+		}
+	}
+	if uid != "65534" {
+		t.Fatalf("QEMU runs as uid %s; want the invoking user 65534", uid)
+	}
+	if names, err := nfsClient(s).Ls(ctx(t), "/"); err != nil || len(names) == 0 {
+		t.Fatalf("the export is not usable with QEMU unprivileged: %q, %v", names, err)
+	}
+	e.mustLM(0, "", "stop", "--all")
+}
