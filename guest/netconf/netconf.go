@@ -26,3 +26,13 @@ func Default() Config {
 
 // ErrNoInterface means the VM has no such network interface (started without a network device).
 var ErrNoInterface = errors.New("no such network interface")
+
+// UserNet is QEMU user networking's fixed layout (test and bench client VMs): the guest is
+// 10.0.2.15/24 and 10.0.2.2, the gateway, is the host's loopback.
+func UserNet() Config {
+	return Config{
+		Interface: "eth0",
+		Address:   &net.IPNet{IP: net.IPv4(10, 0, 2, 15).To4(), Mask: net.CIDRMask(24, 32)},
+		Gateway:   net.IPv4(10, 0, 2, 2).To4(),
+	}
+}

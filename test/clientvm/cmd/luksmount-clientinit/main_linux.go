@@ -12,18 +12,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/luksmount/luksmount/guest/channel"
 	"github.com/luksmount/luksmount/guest/initsys"
+	"github.com/luksmount/luksmount/guest/netconf"
 	"github.com/luksmount/luksmount/test/clientvm"
 	"github.com/luksmount/luksmount/test/workload"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -90,7 +88,10 @@ func run(r *reporter) error {
 		return fmt.Errorf("bad test spec: %w", err)
 	}
 	t := time.Now()
-	if err := network(); err != nil {
+	if err := netconf.Loopback(); err != nil {
+		return fmt.Errorf("network: %w", err)
+	}
+	if err := netconf.Configure(netconf.UserNet(), 2*time.Second); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
 	r.step("network", t)
@@ -226,33 +227,4 @@ func runDurable(r *reporter, spec clientvm.Spec) error {
 		r.line(clientvm.Line{Kind: "durable", Manifest: filepath.Join(spec.DurableDir, name) + " " + hex.EncodeToString(sum[:])})
 	}
 	return nil
-}
-
-// network configures QEMU user networking's fixed addresses: guest 10.0.2.15/24, gateway 10.0.2.2.
-func network() error {
-	lo, err := netlink.LinkByName("lo")
-	if err != nil {
-		return err
-	}
-	if err := netlink.LinkSetUp(lo); err != nil {
-		return err
-	}
-	var eth netlink.Link
-	for i := 0; i < 50; i++ {
-		if eth, err = netlink.LinkByName("eth0"); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		return fmt.Errorf("no eth0: %w", err)
-	}
-	addr, _ := netlink.ParseAddr("10.0.2.15/24")
-	if err := netlink.AddrAdd(eth, addr); err != nil && !strings.Contains(err.Error(), "exists") {
-		return err
-	}
-	if err := netlink.LinkSetUp(eth); err != nil {
-		return err
-	}
-	return netlink.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: net.ParseIP(clientvm.HostAlias)})
 }
