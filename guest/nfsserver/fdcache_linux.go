@@ -119,3 +119,13 @@ func (c *fdCache) closeAll() {
 	}
 	c.mu.Unlock()
 }
+
+// forgetHandle drops the entry of a handle whose name was just removed or
+// replaced, so a cached fd does not keep the inode (and its blocks) alive.
+func (c *fdCache) forgetHandle(h []byte) {
+	c.mu.Lock()
+	if of, ok := c.m[string(h)]; ok {
+		c.dropLocked(of)
+	}
+	c.mu.Unlock()
+}

@@ -1,0 +1,204 @@
+package nfsserver
+
+import (
+	"github.com/luksmount/luksmount/guest/rpcfront"
+	"github.com/luksmount/luksmount/guest/xdr"
+	"golang.org/x/sys/unix"
+)
+
+// LOOKUP, ACCESS, REMOVE, RMDIR and RENAME are answered here, not by go-nfs:
+// go-nfs maps every unexpected errno (ENOTEMPTY, EEXIST, EISDIR...) to
+// NFS3ERR_IO, which the client turns into EIO, and it resolves each call
+// through full-path walks and extra stats. Here each is one *at syscall on
+// the directory's fd, acting on the name itself, never a symlink's target.
+
+func (s *Server) lookup(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	dh := fh(r)
+	name := string(r.Opaque(maxIO))
+	if r.Err() != nil {
+		return
+	}
+	dfd, dst, err := s.openDirPath(dh)
+	if err != nil {
+		w.Uint32(status(err))
+		s.postOpAttr(w, nil)
+		return
+	}
+	defer unix.Close(dfd)
+	var fd int
+	switch {
+	case name == ".":
+		fd, err = unix.Dup(dfd)
+	case name == ".." && s.isRoot(dh):
+		fd, err = unix.Dup(dfd) // the root is its own parent: never leave the tree
+	case name == "..":
+		fd, err = unix.Openat(dfd, "..", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	default:
+		if err = checkName(name); err == nil {
+			fd, err = unix.Openat(dfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		}
+	}
+	if err != nil {
+		w.Uint32(status(err))
+		s.postOpAttr(w, dst)
+		return
+	}
+	defer unix.Close(fd)
+	st, err := fstat(fd)
+	var h []byte
+	if err == nil {
+		h, err = s.table.At(fd, "")
+	}
+	if err != nil {
+		w.Uint32(status(err))
+		s.postOpAttr(w, dst)
+		return
+	}
+	w.Uint32(nfsOK)
+	w.Opaque(h)
+	s.postOpAttr(w, st)
+	s.postOpAttr(w, dst)
+}
+
+// ACCESS bits (RFC 1813 3.3.4).
+const (
+	accessRead    = 0x01
+	accessLookup  = 0x02
+	accessExecute = 0x20
+)
+
+// access grants what the client asks (the served tree has one user: the
+// one who mounted, checked in authorize), minus writes on a read-only export.
+func (s *Server) access(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	h := fh(r)
+	mask := r.Uint32()
+	if r.Err() != nil {
+		return
+	}
+	st, err := s.statHandle(h)
+	w.Uint32(status(err))
+	s.postOpAttr(w, st)
+	if err != nil {
+		return
+	}
+	if s.opts.ReadOnly {
+		mask &= accessRead | accessLookup | accessExecute
+	}
+	w.Uint32(mask)
+}
+
+func (s *Server) remove(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	s.unlink(r, w, 0)
+}
+
+func (s *Server) rmdir(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	s.unlink(r, w, unix.AT_REMOVEDIR)
+}
+
+func (s *Server) unlink(r *xdr.Reader, w *xdr.Writer, flags int) {
+	dh := fh(r)
+	name := string(r.Opaque(maxIO))
+	if r.Err() != nil {
+		return
+	}
+	if s.opts.ReadOnly {
+		w.Uint32(nfsErrROFS)
+		s.wcc(w, nil, nil)
+		return
+	}
+	dfd, pre, err := s.openDirPath(dh)
+	if err != nil {
+		w.Uint32(status(err))
+		s.wcc(w, nil, nil)
+		return
+	}
+	defer unix.Close(dfd)
+	if err = checkName(name); err != nil {
+		if flags != 0 && name == "." {
+			err = unix.EINVAL
+		} else if flags != 0 && name == ".." {
+			err = unix.ENOTEMPTY
+		}
+		w.Uint32(status(err))
+		s.wcc(w, pre, pre)
+		return
+	}
+	victim, _ := s.table.At(dfd, name)
+	err = unix.Unlinkat(dfd, name, flags)
+	if err == nil && victim != nil {
+		s.fds.forgetHandle(victim)
+	}
+	post, _ := fstat(dfd)
+	w.Uint32(status(err))
+	s.wcc(w, pre, post)
+}
+
+func (s *Server) rename(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	fromH := fh(r)
+	fromName := string(r.Opaque(maxIO))
+	toH := fh(r)
+	toName := string(r.Opaque(maxIO))
+	if r.Err() != nil {
+		return
+	}
+	var fromPre, fromPost, toPre, toPost *unix.Stat_t
+	reply := func(err error) {
+		w.Uint32(status(err))
+		s.wcc(w, fromPre, fromPost)
+		s.wcc(w, toPre, toPost)
+	}
+	if s.opts.ReadOnly {
+		reply(unix.EROFS)
+		return
+	}
+	fromFd, st, err := s.openDirPath(fromH)
+	if err != nil {
+		reply(err)
+		return
+	}
+	defer unix.Close(fromFd)
+	fromPre, fromPost = st, st
+	toFd, st, err := s.openDirPath(toH)
+	if err != nil {
+		reply(err)
+		return
+	}
+	defer unix.Close(toFd)
+	toPre, toPost = st, st
+	if err = checkName(fromName); err == nil {
+		err = checkName(toName)
+	}
+	if err != nil {
+		reply(err)
+		return
+	}
+	replaced, _ := s.table.At(toFd, toName)
+	moved, _ := s.table.At(fromFd, fromName)
+	err = unix.Renameat(fromFd, fromName, toFd, toName)
+	if err == nil && replaced != nil && string(replaced) != string(moved) {
+		s.fds.forgetHandle(replaced)
+	}
+	fromPost, _ = fstat(fromFd)
+	toPost, _ = fstat(toFd)
+	reply(err)
+}
+
+// openDirPath opens a directory handle as O_PATH for *at calls and stats it.
+// A handle that is not a directory is NOTDIR.
+func (s *Server) openDirPath(h []byte) (int, *unix.Stat_t, error) {
+	fd, _, err := s.table.Open(h, unix.O_PATH)
+	if err != nil {
+		return -1, nil, err
+	}
+	st, err := fstat(fd)
+	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		err = unix.ENOTDIR
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, nil, err
+	}
+	return fd, st, nil
+}
+
+func (s *Server) isRoot(h []byte) bool { return string(h) == string(s.table.Root()) }

@@ -1,0 +1,164 @@
+//go:build linux
+
+package nfsserver
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/luksmount/luksmount/guest/xdr"
+)
+
+// REMOVE, RMDIR and RENAME answer the status RFC 1813 names for each errno
+// (go-nfs answered NFS3ERR_IO, which the kernel client turns into EIO),
+// act on the name and never a symlink's target, and return the directories'
+// post-op attributes.
+func TestDirOpStatuses(t *testing.T) {
+	root := t.TempDir()
+	addr, _ := startOurs(t, Options{Root: root, OwnerFromRoot: true})
+	c := dial(t, addr)
+	rootH := c.mount()
+	p := func(n string) string { return filepath.Join(root, n) }
+	mkdir := func(n string) {
+		if err := os.MkdirAll(p(n), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdir("full")
+	mustWrite(t, p("full/f"), "x")
+	mkdir("empty")
+	mkdir("src")
+	mustWrite(t, p("src/in"), "y")
+	mkdir("busy")
+	mustWrite(t, p("busy/f"), "z")
+	mustWrite(t, p("file"), "f")
+	mustWrite(t, p("target"), "t")
+	if err := os.Symlink("target", p("link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("src", p("dirlink")); err != nil {
+		t.Fatal(err)
+	}
+	mkdir("sub")
+	_, subH, _ := c.lookup(rootH, "sub")
+
+	remove := func(proc uint32, name string) (uint32, *fattr) {
+		st, r := c.nfsCall(proc, args(dirop(rootH, name)))
+		if r.Bool() {
+			r.Fixed(24)
+		}
+		return st, readPostOp(r)
+	}
+	rename := func(from, to string, toDir []byte) (uint32, *fattr, *fattr) {
+		st, r := c.nfsCall(14, args(func(w *xdr.Writer) { dirop(rootH, from)(w); dirop(toDir, to)(w) }))
+		if r.Bool() {
+			r.Fixed(24)
+		}
+		a := readPostOp(r)
+		if r.Bool() {
+			r.Fixed(24)
+		}
+		return st, a, readPostOp(r)
+	}
+
+	if st, _ := remove(13, "full"); st != nfsErrNotEmpty {
+		t.Errorf("RMDIR of a non-empty directory: status %d, want NOTEMPTY(66)", st)
+	}
+	if st, _ := remove(13, "file"); st != nfsErrNotDir {
+		t.Errorf("RMDIR of a file: status %d, want NOTDIR(20)", st)
+	}
+	if st, _ := remove(13, "missing"); st != nfsErrNoEnt {
+		t.Errorf("RMDIR of a missing name: status %d, want NOENT(2)", st)
+	}
+	if st, _ := remove(12, "empty"); st != nfsErrIsDir {
+		t.Errorf("REMOVE of a directory: status %d, want ISDIR(21)", st)
+	}
+	if st, _ := remove(12, strings.Repeat("a", 256)); st != nfsErrNameLong {
+		t.Errorf("REMOVE of a 256-byte name: status %d, want NAMETOOLONG(63)", st)
+	}
+	if st, _, _ := rename("src", "empty", rootH); st != 0 {
+		t.Errorf("RENAME of a directory over an empty directory: status %d, want OK", st)
+	} else if !exists(p("empty/in")) || exists(p("src")) {
+		t.Errorf("RENAME of a directory over an empty directory did not move it")
+	}
+	if st, _, _ := rename("empty", "busy", rootH); st != nfsErrNotEmpty && st != nfsErrExist {
+		t.Errorf("RENAME over a non-empty directory: status %d, want NOTEMPTY(66) or EXIST(17)", st)
+	}
+	if st, _, _ := rename("file", "busy", rootH); st != nfsErrIsDir {
+		t.Errorf("RENAME of a file over a directory: status %d, want ISDIR(21)", st)
+	}
+	if st, _, _ := rename("busy", "file", rootH); st != nfsErrNotDir {
+		t.Errorf("RENAME of a directory over a file: status %d, want NOTDIR(20)", st)
+	}
+	if st, _, _ := rename("busy", "inside", mustLookup(t, c, rootH, "busy")); st != nfsErrInval {
+		t.Errorf("RENAME of a directory into itself: status %d, want INVAL(22)", st)
+	}
+	if st, _, _ := rename("nothing", "x", rootH); st != nfsErrNoEnt {
+		t.Errorf("RENAME of a missing name: status %d, want NOENT(2)", st)
+	}
+	// Symlinks: the link moves or goes, the target stays where it is.
+	st, fromA, toA := rename("link", "moved", subH)
+	if st != 0 || fromA == nil || toA == nil {
+		t.Errorf("RENAME of a symlink into sub: status %d, post-op attrs %v %v", st, fromA != nil, toA != nil)
+	}
+	if fi, err := os.Lstat(p("sub/moved")); err != nil || fi.Mode()&os.ModeSymlink == 0 || !exists(p("target")) {
+		t.Errorf("RENAME of a symlink moved its target (moved: %v, target exists: %v)", err, exists(p("target")))
+	}
+	if st, post := remove(12, "dirlink"); st != 0 || post == nil {
+		t.Errorf("REMOVE of a symlink to a directory: status %d, post-op dir attrs %v", st, post != nil)
+	}
+	if exists(p("dirlink")) || !exists(p("empty/in")) {
+		t.Errorf("REMOVE of a symlink did not remove the link alone")
+	}
+	if st, post := remove(13, "full/f"); st != nfsErrInval || post == nil {
+		t.Errorf("RMDIR of a multi-component name: status %d, want INVAL(22) with dir attrs", st)
+	}
+	if st, post := remove(12, "file"); st != 0 || post == nil || post.nlink == 0 {
+		t.Errorf("REMOVE of a file: status %d, post-op dir attrs %v", st, post != nil)
+	}
+	if exists(p("file")) {
+		t.Errorf("REMOVE left the file")
+	}
+}
+
+// LOOKUP finds names without following a final symlink, maps "." and "..",
+// and never climbs above the export root.
+func TestLookup(t *testing.T) {
+	root := t.TempDir()
+	addr, _ := startOurs(t, Options{Root: root, OwnerFromRoot: true})
+	c := dial(t, addr)
+	rootH := c.mount()
+	os.Mkdir(filepath.Join(root, "d"), 0o755)
+	os.Symlink("/etc", filepath.Join(root, "d", "out"))
+	dH := mustLookup(t, c, rootH, "d")
+	st, _, a := c.lookup(dH, "out")
+	if st != 0 || a == nil || a.typ != 5 {
+		t.Errorf("LOOKUP of a symlink: status %d attrs %+v, want the link itself (type 5)", st, a)
+	}
+	if st, h, _ := c.lookup(dH, ".."); st != 0 || string(h) != string(rootH) {
+		t.Errorf("LOOKUP .. of a top-level dir: status %d, not the root handle", st)
+	}
+	if st, h, _ := c.lookup(rootH, ".."); st != 0 || string(h) != string(rootH) {
+		t.Errorf("LOOKUP .. of the root: status %d, left the root", st)
+	}
+	if st, h, _ := c.lookup(dH, "."); st != 0 || string(h) != string(dH) {
+		t.Errorf("LOOKUP . : status %d, not the same handle", st)
+	}
+	if st, _, _ := c.lookup(rootH, "missing"); st != nfsErrNoEnt {
+		t.Errorf("LOOKUP of a missing name: status %d, want NOENT(2)", st)
+	}
+	if st, _, _ := c.lookup(rootH, "d/out"); st != nfsErrInval && st != nfsErrNoEnt {
+		t.Errorf("LOOKUP of a path: status %d, want it refused", st)
+	}
+}
+
+func mustLookup(t *testing.T, c *rpcClient, dir []byte, name string) []byte {
+	t.Helper()
+	st, h, _ := c.lookup(dir, name)
+	if st != 0 {
+		t.Fatalf("LOOKUP %s: status %d", name, st)
+	}
+	return h
+}
