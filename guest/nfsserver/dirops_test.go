@@ -35,6 +35,7 @@ func TestDirOpStatuses(t *testing.T) {
 	mustWrite(t, p("busy/f"), "z")
 	mustWrite(t, p("file"), "f")
 	mustWrite(t, p("target"), "t")
+	mustWrite(t, p(`back\slash`), "b")
 	if err := os.Symlink("target", p("link")); err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +121,10 @@ func TestDirOpStatuses(t *testing.T) {
 	}
 	if exists(p("file")) {
 		t.Errorf("REMOVE left the file")
+	}
+	// go-nfs's path joining lost names with a backslash (ENOENT).
+	if st, _ := remove(12, `back\slash`); st != 0 || exists(p(`back\slash`)) {
+		t.Errorf("REMOVE of a name with a backslash: status %d", st)
 	}
 }
 
