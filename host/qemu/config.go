@@ -242,6 +242,11 @@ func (c *Config) KernelCmdline() string {
 	// panic=-1 turns a guest crash into a QEMU exit (with -no-reboot); cryptomgr.notests skips
 	// self-tests that cost ~0.3 s under TCG.
 	s := "console=" + c.consoleDevice() + " panic=-1 quiet cryptomgr.notests"
+	if c.Arch == ArchAMD64 {
+		// A slow (TCG, loaded) host can fail the kernel's IO-APIC timer check, which panics at
+		// boot; the check only guards against broken hardware timers QEMU does not have.
+		s += " no_timer_check"
+	}
 	if extra := strings.TrimSpace(c.Cmdline); extra != "" {
 		s += " " + extra
 	}

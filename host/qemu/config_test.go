@@ -33,7 +33,7 @@ func TestArgsTCGAMD64Full(t *testing.T) {
 		"-M", "q35", "-accel", "tcg", "-cpu", "max",
 		"-smp", "1", "-m", "512",
 		"-kernel", "/img/vmlinuz", "-initrd", "/img/initramfs.cpio.gz",
-		"-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests luksmount.debug=1",
+		"-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests no_timer_check luksmount.debug=1",
 		"-chardev", "file,id=console,path=/run/lm/console.log", "-serial", "chardev:console",
 		"-blockdev", "driver=file,node-name=disk0-file,filename=/tmp/disk.img,read-only=off,cache.direct=off,cache.no-flush=off",
 		"-blockdev", "driver=raw,node-name=disk0,file=disk0-file,read-only=off",
@@ -189,7 +189,7 @@ func TestArgsShapes(t *testing.T) {
 				return c
 			},
 			wantNot:  []string{"-netdev", "virtio-net", "-mon", "-pidfile", "vsock"},
-			cmdlineH: "console=ttyS0 panic=-1 quiet cryptomgr.notests",
+			cmdlineH: "console=ttyS0 panic=-1 quiet cryptomgr.notests no_timer_check",
 		},
 		{
 			name: "custom mac",

@@ -70,7 +70,7 @@ func bootVM(t *testing.T, disk string, o vmOpts) *vm {
 	if o.memMiB == 0 {
 		o.memMiB = 512
 	}
-	appendLine := "console=ttyS0 panic=-1 quiet cryptomgr.notests"
+	appendLine := "console=ttyS0 panic=-1 quiet cryptomgr.notests no_timer_check"
 	args := []string{"-accel", "tcg", "-M", "q35", "-cpu", "max", "-m", fmt.Sprint(o.memMiB), "-smp", "2",
 		"-kernel", kernel, "-initrd", initrd, "-append", appendLine,
 		"-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package clientvm
+
+import "syscall"
+
+func dieWithParent() *syscall.SysProcAttr { return nil }
