@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/luksmount/luksmount/guest/nfshandle"
@@ -140,6 +141,7 @@ func (s *Server) Dispatch(ctx context.Context, c *rpcfront.Call) []byte {
 		if c.Proc == 0 {
 			return rpcfront.Accepted(c.XID, rpcfront.Success).B
 		}
+		defer s.calls.add(c.Proc, time.Now())
 		if f, ok := ownNFS[c.Proc]; ok {
 			return s.run(f, c)
 		}

@@ -28,6 +28,7 @@ type Server struct {
 	fsid    uint64
 	verf    [8]byte // write verifier: changes every time a server starts
 	stats   statCache
+	calls   callStats
 	fds     *fdCache
 	pool    *rpcfront.PipePool
 	rpc     *rpcfront.Server
@@ -117,6 +118,9 @@ func (s *Server) Close() error {
 		s.fs.Close()
 		s.table.Close()
 		s.opts.logf("nfs server stopped; data flushed in %v", time.Since(start).Round(time.Millisecond))
+		if sum := s.calls.String(); sum != "" {
+			s.opts.logf("nfs calls answered (count, mean server time): %s", sum)
+		}
 	})
 	return err
 }
