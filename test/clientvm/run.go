@@ -198,7 +198,7 @@ func qemuArgs(c Config, initrd, results, console string) []string {
 		"-kernel", c.Kernel, "-initrd", initrd,
 		"-append", "console="+console0+" panic=-1 quiet cryptomgr.notests no_timer_check",
 		"-serial", "file:"+console,
-		"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0",
+		"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile=", // no iPXE: direct kernel boot
 		"-device", "virtio-serial-pci",
 		"-chardev", "file,id=res,path="+results,
 		"-device", "virtserialport,chardev=res,name="+ResultsPort,
