@@ -42,7 +42,7 @@ func TestArgsTCGAMD64Full(t *testing.T) {
 		"-chardev", "socket,id=ctl,path=/run/lm/control.sock,server=off",
 		"-device", "virtserialport,bus=vser0.0,chardev=ctl,name=org.luksmount.agent",
 		"-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=/run/lm/net.sock",
-		"-device", "virtio-net-pci,netdev=net0,mac=5a:94:ef:e4:0c:ee",
+		"-device", "virtio-net-pci,netdev=net0,mac=5a:94:ef:e4:0c:ee,romfile=",
 		"-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0",
 		"-chardev", "socket,id=qmp,path=/run/lm/qmp.sock,server=on,wait=off", "-mon", "chardev=qmp,mode=control",
 		"-pidfile", "/run/lm/qemu.pid",
@@ -198,7 +198,7 @@ func TestArgsShapes(t *testing.T) {
 				c.MAC = "52:54:00:AB:CD:EF"
 				return c
 			},
-			want: [][]string{{"-device", "virtio-net-pci,netdev=net0,mac=52:54:00:ab:cd:ef"}},
+			want: [][]string{{"-device", "virtio-net-pci,netdev=net0,mac=52:54:00:ab:cd:ef,romfile="}},
 		},
 	}
 	for _, tt := range tests {
