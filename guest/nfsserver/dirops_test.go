@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/luksmount/luksmount/guest/xdr"
@@ -166,4 +167,58 @@ func mustLookup(t *testing.T, c *rpcClient, dir []byte, name string) []byte {
 		t.Fatalf("LOOKUP %s: status %d", name, st)
 	}
 	return h
+}
+
+// CREATE skips chmod and truncate on a file it just made when they would
+// change nothing (the many-files hot path), and still applies them when
+// they would: an odd mode, setuid, and UNCHECKED truncation of an existing file.
+func TestCreateAttributes(t *testing.T) {
+	root := t.TempDir()
+	os.Chown(root, 1000, 1000)
+	addr, _ := startOurs(t, Options{Root: root, ClientUID: 501, ClientGID: 20, OwnerFromRoot: true})
+	c := dial(t, addr)
+	rootH := c.mount()
+	create := func(name string, mode uint32, size *uint64) (uint32, *fattr) {
+		st, r := c.nfsCall(8, args(func(w *xdr.Writer) {
+			dirop(rootH, name)(w)
+			w.Uint32(0) // UNCHECKED
+			w.Bool(true)
+			w.Uint32(mode)
+			w.Bool(false)
+			w.Bool(false)
+			w.Bool(size != nil)
+			if size != nil {
+				w.Uint64(*size)
+			}
+			w.Uint32(0)
+			w.Uint32(0)
+		}))
+		if st != 0 {
+			return st, nil
+		}
+		if r.Bool() {
+			r.Opaque(64)
+		}
+		return st, readPostOp(r)
+	}
+	zero := uint64(0)
+	for _, m := range []uint32{0o644, 0o600, 0o777, 0o4755, 0o2711} {
+		name := "m" + itoa(m)
+		st, a := create(name, m, &zero)
+		fi, err := os.Stat(filepath.Join(root, name))
+		if st != 0 || a == nil || err != nil {
+			t.Fatalf("CREATE %s: status %d, %v", name, st, err)
+		}
+		sys := fi.Sys().(*syscall.Stat_t)
+		if sys.Mode&0o7777 != m || a.mode != m || sys.Uid != 1000 || a.uid != 501 || a.size != 0 {
+			t.Errorf("CREATE mode %o: on disk %o uid %d, reply mode %o uid %d size %d", m, sys.Mode&0o7777, sys.Uid, a.mode, a.uid, a.size)
+		}
+	}
+	mustWrite(t, filepath.Join(root, "old"), "old contents")
+	if st, a := create("old", 0o644, &zero); st != 0 || a == nil || a.size != 0 {
+		t.Errorf("UNCHECKED CREATE of an existing file with size 0: status %d attrs %+v, want it truncated", st, a)
+	}
+	if fi, _ := os.Stat(filepath.Join(root, "old")); fi == nil || fi.Size() != 0 {
+		t.Errorf("UNCHECKED CREATE with size 0 left the old contents")
+	}
 }
