@@ -123,11 +123,12 @@ func (s *Server) unlink(r *xdr.Reader, w *xdr.Writer, flags int) {
 		s.wcc(w, pre, pre)
 		return
 	}
-	victim, _ := s.table.At(dfd, name)
-	err = unix.Unlinkat(dfd, name, flags)
-	if err == nil && victim != nil {
+	// Close our cached fd first: unlinking an open inode makes ext4 put it
+	// on the orphan list and free it later, two more journaled updates.
+	if victim, err := s.table.At(dfd, name); err == nil {
 		s.fds.forgetHandle(victim)
 	}
+	err = unix.Unlinkat(dfd, name, flags)
 	post, _ := fstat(dfd)
 	w.Uint32(status(err))
 	s.wcc(w, pre, post)
@@ -172,12 +173,12 @@ func (s *Server) rename(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 		reply(err)
 		return
 	}
-	replaced, _ := s.table.At(toFd, toName)
-	moved, _ := s.table.At(fromFd, fromName)
-	err = unix.Renameat(fromFd, fromName, toFd, toName)
-	if err == nil && replaced != nil && string(replaced) != string(moved) {
-		s.fds.forgetHandle(replaced)
+	if replaced, err := s.table.At(toFd, toName); err == nil {
+		if moved, _ := s.table.At(fromFd, fromName); string(replaced) != string(moved) {
+			s.fds.forgetHandle(replaced) // as in unlink: no orphan inode
+		}
 	}
+	err = unix.Renameat(fromFd, fromName, toFd, toName)
 	fromPost, _ = fstat(fromFd)
 	toPost, _ = fstat(toFd)
 	reply(err)
