@@ -222,3 +222,27 @@ func TestCreateAttributes(t *testing.T) {
 		t.Errorf("UNCHECKED CREATE with size 0 left the old contents")
 	}
 }
+
+// ACCESS grants what is asked with the object's attributes, minus the
+// write bits on a read-only export.
+func TestAccess(t *testing.T) {
+	for _, ro := range []bool{false, true} {
+		root := t.TempDir()
+		addr, _ := startOurs(t, Options{Root: root, OwnerFromRoot: true, ReadOnly: ro})
+		c := dial(t, addr)
+		rootH := c.mount()
+		st, r := c.nfsCall(4, args(func(w *xdr.Writer) { w.Opaque(rootH); w.Uint32(0x3f) }))
+		a := readPostOp(r)
+		got := r.Uint32()
+		want := uint32(0x3f)
+		if ro {
+			want = 0x01 | 0x02 | 0x20
+		}
+		if st != 0 || a == nil || a.typ != 2 || got != want {
+			t.Errorf("ACCESS (read-only %v): status %d attrs %v mask %#x, want %#x", ro, st, a != nil, got, want)
+		}
+		if st, _ := c.nfsCall(4, args(func(w *xdr.Writer) { w.Opaque([]byte("LMxx0000000000000000")); w.Uint32(1) })); st != nfsErrStale {
+			t.Errorf("ACCESS of a bogus handle: status %d, want STALE(70)", st)
+		}
+	}
+}
