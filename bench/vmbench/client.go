@@ -71,13 +71,13 @@ func readLines(path string) Lines {
 
 // ClientRun boots the NFS client VM against server (as the client VM reaches it: 10.0.2.2 is
 // the host's 127.0.0.1) and returns what it reported.
-func ClientRun(ctx context.Context, im Images, dir string, nfsPort, mountPort int, w workload.Config, timeout time.Duration) (Lines, error) {
+func ClientRun(ctx context.Context, im Images, dir, export string, nfsPort, mountPort int, w workload.Config, timeout time.Duration) (Lines, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	cfg := guestspec.Config{
 		Mode: guestspec.ModeClient, Server: clientvm.HostAlias, NFSPort: nfsPort, MountPort: mountPort,
-		Export: "/", MountOptions: "rsize=1048576,wsize=1048576", Workload: w,
+		Export: export, MountOptions: "rsize=1048576,wsize=1048576", Workload: w,
 	}
 	js, err := json.Marshal(cfg)
 	if err != nil {
@@ -87,7 +87,7 @@ func ClientRun(ctx context.Context, im Images, dir string, nfsPort, mountPort in
 	os.Remove(out)
 	_, runErr := clientvm.Run(ctx, clientvm.Config{
 		Arch: "amd64", Kernel: im.Kernel, Image: im.Client, Dir: dir,
-		Spec:    clientvm.Spec{Port: nfsPort, Export: "/"},
+		Spec:    clientvm.Spec{Port: nfsPort, Export: export},
 		Files:   map[string][]byte{guestspec.ConfigPath: js},
 		Ports:   []string{guestspec.ResultsPort},
 		Memory:  768,

@@ -25,6 +25,9 @@ import (
 // mountdPort is rpc.mountd's fixed port inside the nfsd guest.
 const mountdPort = 32767
 
+// NFSDExport is the path the nfsd guest exports (where it mounts the disk).
+const NFSDExport = "/mnt/data"
+
 // NFSD is a running nfsd-variant VM.
 type NFSD struct {
 	cmd       *exec.Cmd
@@ -42,6 +45,36 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// StartNFSDBooted is StartNFSD, retried once when the guest says nothing within bootLimit:
+// under TCG with two vCPUs on a loaded host the kernel occasionally hangs in early timer setup.
+func StartNFSDBooted(ctx context.Context, im Images, disk, dir string, m Machine, pass []byte, mode string, w workload.Config, logf func(string, ...any)) (*NFSD, error) {
+	const bootLimit = 2 * time.Minute
+	for attempt := 1; ; attempt++ {
+		n, err := StartNFSD(ctx, im, disk, dir, m, pass, mode, w)
+		if err != nil {
+			return nil, err
+		}
+		deadline := time.Now().Add(bootLimit)
+		for len(n.Lines()) == 0 && time.Now().Before(deadline) {
+			select {
+			case err := <-n.done:
+				n.done <- err
+				return n, nil // exited early: Wait/WaitReady report why
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+		if len(n.Lines()) > 0 {
+			return n, nil
+		}
+		n.cmd.Process.Kill()
+		<-n.done
+		if attempt == 2 {
+			return nil, fmt.Errorf("nfsd VM said nothing within %s, twice; console %s", bootLimit, filepath.Join(dir, "console.log"))
+		}
+		logf("  nfsd VM said nothing within %s (early-boot hang under TCG): retrying", bootLimit)
+	}
 }
 
 // StartNFSD boots the nfsd image on disk in mode (guestspec.ModeNFSD or ModeLocal), on the same

@@ -29,6 +29,8 @@ const (
 )
 
 func main() {
+	// exec looks binaries up in our own PATH, and the kernel starts PID 1 without one.
+	os.Setenv("PATH", "/sbin:/usr/sbin:/bin:/usr/bin")
 	r, cfg, err := guestinit.Boot()
 	if err == nil {
 		err = run(r, cfg)
@@ -127,8 +129,27 @@ func serve(r *guestinit.Reporter, cfg guestspec.Config) error {
 	if opts == "" {
 		opts = "rw,sync,no_root_squash,insecure,no_subtree_check"
 	}
+	// The kernel registers nfsd with rpcbind and refuses to start without it. Foreground, so its
+	// complaints reach the console.
+	os.WriteFile("/etc/passwd", []byte("root:x:0:0:root:/root:/bin/sh\n_rpc:x:100:65534::/run/rpcbind:/bin/false\n"), 0o644)
+	os.WriteFile("/etc/group", []byte("root:x:0:\nnogroup:x:65534:\n"), 0o644)
+	rpcbind := exec.Command("rpcbind", "-f")
+	if con, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
+		rpcbind.Stdout, rpcbind.Stderr = con, con
+	}
+	if err := rpcbind.Start(); err != nil {
+		return fmt.Errorf("rpcbind: %w", err)
+	}
+	for i := 0; ; i++ {
+		if _, err := os.Stat("/run/rpcbind.sock"); err == nil {
+			break
+		}
+		if i == 100 {
+			return fmt.Errorf("rpcbind did not create /run/rpcbind.sock within 10s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	steps := [][]string{
-		{"rpcbind", "-w"},
 		{"exportfs", "-o", opts, "*:" + mnt},
 		{"rpc.mountd", "-p", strconv.Itoa(cfg.MountdPort), "-N", "4", "--no-udp"},
 		{"rpc.nfsd", "-N", "4", "--no-udp", strconv.Itoa(threads)},
