@@ -156,10 +156,7 @@ const (
 )
 
 var passShapes = map[uint32]int{
-	3: shapeLookup, 4: shapeAttr, 5: shapeAttr,
-	9: shapeCreated, 10: shapeCreated, 11: shapeCreated,
-	12: shapeWcc, 13: shapeWcc, 14: shapeWccWcc,
-	18: shapeAttr, 20: shapeAttr,
+	5: shapeAttr, 11: shapeCreated, 18: shapeAttr, 20: shapeAttr,
 }
 
 // patchReply rewrites every fattr3 in a go-nfs reply with our attributes for

@@ -15,9 +15,8 @@ import (
 // passErrWords is how many zero words follow the status in each
 // pass-through procedure's failure body (post_op_attr or wcc_data).
 var passErrWords = map[uint32]int{
-	3: 1, 4: 1, 5: 1, // post_op_attr
-	11: 2, 12: 2, 13: 2, // wcc_data
-	14: 4,        // two wcc_data
+	5:  1,        // post_op_attr
+	11: 2,        // wcc_data
 	18: 1, 20: 1, // post_op_attr
 }
 
@@ -56,12 +55,6 @@ func vetPassThrough(proc uint32, r *xdr.Reader) uint32 {
 		}
 	}
 	switch proc {
-	case 3: // LOOKUP
-		fh(r)
-		name(lookupName)
-	case 4: // ACCESS
-		fh(r)
-		r.Uint32()
 	case 5, 18, 20: // READLINK, FSSTAT, PATHCONF
 		fh(r)
 	case 11: // MKNOD
@@ -78,14 +71,6 @@ func vetPassThrough(proc uint32, r *xdr.Reader) uint32 {
 		default:
 			r.Fixed(-1) // not a ftype3: garbage
 		}
-	case 12, 13: // REMOVE, RMDIR
-		fh(r)
-		name(plainName)
-	case 14: // RENAME
-		fh(r)
-		name(plainName)
-		fh(r)
-		name(plainName)
 	default:
 		r.Fixed(-1) // not a procedure we pass through
 	}
