@@ -3,6 +3,7 @@ package nfshandle
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,6 +23,9 @@ type Table struct {
 	mountFd int    // O_RDONLY fd of the root: open_by_handle_at refuses O_PATH fds
 	fsid    [8]byte
 	rootH   []byte
+	// wholeFS: the root is the root of its filesystem, so every inode a
+	// handle can name is inside the tree and Open need not check paths.
+	wholeFS bool
 }
 
 // Open prepares handles for the tree at root.
@@ -50,6 +54,7 @@ func Open(root string) (*Table, error) {
 	t := &Table{root: abs, rootFd: fd, mountFd: mfd}
 	binary.BigEndian.PutUint32(t.fsid[0:], uint32(sfs.Fsid.Val[0]))
 	binary.BigEndian.PutUint32(t.fsid[4:], uint32(sfs.Fsid.Val[1]))
+	t.wholeFS = isFSRoot(fd, abs)
 	if t.rootH, err = t.At(fd, ""); err != nil {
 		t.Close()
 		return nil, fmt.Errorf("cannot make file handles on %s (needs root and a filesystem that exports handles, such as ext4): %w", abs, err)
@@ -117,7 +122,16 @@ func (t *Table) decode(h []byte) (unix.FileHandle, error) {
 // Open opens the file a handle names with the given open flags (O_PATH
 // works) and checks it is still linked and inside the root. The path
 // returned is relative to the root ("" for the root itself).
+//
+// When the root is the root of its filesystem the path is not looked up
+// ("" is returned for every file): the kernel gives a file whose dentry was
+// evicted a disconnected dentry with no path, and such a file is inside the
+// tree all the same. Use Path when the path itself is needed.
 func (t *Table) Open(h []byte, flags int) (fd int, rel string, err error) {
+	return t.open(h, flags, !t.wholeFS)
+}
+
+func (t *Table) open(h []byte, flags int, needRel bool) (fd int, rel string, err error) {
 	kh, err := t.decode(h)
 	if err != nil {
 		return -1, "", err
@@ -132,7 +146,11 @@ func (t *Table) Open(h []byte, flags int) (fd int, rel string, err error) {
 		}
 		return -1, "", fmt.Errorf("cannot open file handle: %w", err)
 	}
-	rel, err = t.relPath(fd)
+	if needRel {
+		rel, err = t.relPath(fd)
+	} else {
+		err = checkLinked(fd)
+	}
 	if err != nil {
 		unix.Close(fd)
 		return -1, "", err
@@ -140,9 +158,57 @@ func (t *Table) Open(h []byte, flags int) (fd int, rel string, err error) {
 	return fd, rel, nil
 }
 
+func checkLinked(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("cannot stat file handle: %w", err)
+	}
+	if st.Nlink == 0 {
+		return ErrStale
+	}
+	return nil
+}
+
+// isFSRoot reports whether path (open as fd) is the root of its filesystem:
+// the mount it is on is mounted at path and shows the filesystem from "/".
+func isFSRoot(fd int, path string) bool {
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
+		return false
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	id := strconv.FormatUint(stx.Mnt_id, 10)
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[0] == id {
+			return f[3] == "/" && unescapeMount(f[4]) == path
+		}
+	}
+	return false
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
 // Path returns the current path, relative to the root, of the file a handle names.
 func (t *Table) Path(h []byte) (string, error) {
-	fd, rel, err := t.Open(h, unix.O_PATH)
+	fd, rel, err := t.open(h, unix.O_PATH, true)
 	if err != nil {
 		return "", err
 	}

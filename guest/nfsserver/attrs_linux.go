@@ -156,7 +156,7 @@ const (
 )
 
 var passShapes = map[uint32]int{
-	5: shapeAttr, 11: shapeCreated, 18: shapeAttr, 20: shapeAttr,
+	11: shapeCreated, 18: shapeAttr, 20: shapeAttr,
 }
 
 // patchReply rewrites every fattr3 in a go-nfs reply with our attributes for

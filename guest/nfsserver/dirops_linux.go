@@ -203,3 +203,33 @@ func (s *Server) openDirPath(h []byte) (int, *unix.Stat_t, error) {
 }
 
 func (s *Server) isRoot(h []byte) bool { return string(h) == string(s.table.Root()) }
+
+// readlink reads the link itself by handle (go-nfs needed its path, which a
+// link whose dentry was evicted does not have).
+func (s *Server) readlink(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	h := fh(r)
+	if r.Err() != nil {
+		return
+	}
+	fd, _, err := s.table.Open(h, unix.O_PATH)
+	if err != nil {
+		w.Uint32(status(err))
+		s.postOpAttr(w, nil)
+		return
+	}
+	defer unix.Close(fd)
+	st, err := fstat(fd)
+	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		err = unix.EINVAL
+	}
+	buf := make([]byte, maxSymlinkTarget+1)
+	n := 0
+	if err == nil {
+		n, err = unix.Readlinkat(fd, "", buf)
+	}
+	w.Uint32(status(err))
+	s.postOpAttr(w, st)
+	if err == nil {
+		w.Opaque(buf[:n])
+	}
+}

@@ -55,7 +55,7 @@ func vetPassThrough(proc uint32, r *xdr.Reader) uint32 {
 		}
 	}
 	switch proc {
-	case 5, 18, 20: // READLINK, FSSTAT, PATHCONF
+	case 18, 20: // FSSTAT, PATHCONF
 		fh(r)
 	case 11: // MKNOD
 		fh(r)

@@ -113,6 +113,7 @@ var ownNFS = map[uint32]procFunc{
 	2:  (*Server).setattr,
 	3:  (*Server).lookup,
 	4:  (*Server).access,
+	5:  (*Server).readlink,
 	6:  (*Server).read,
 	7:  (*Server).write,
 	8:  (*Server).create,
