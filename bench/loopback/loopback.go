@@ -224,7 +224,8 @@ func Parallel(ctx context.Context, c ParallelConfig) ([]SeqResult, error) {
 // ScaleResult is GETATTR latency on one handle after Looked-up distinct files were looked up.
 type ScaleResult struct {
 	Server   string  `json:"server"`
-	LookedUp int     `json:"looked_up"`
+	Asked    int     `json:"asked"`          // lookups asked for
+	LookedUp int     `json:"looked_up"`      // done before the time limit (+1 for the measured handle)
 	LookupS  float64 `json:"lookup_seconds"` // time to look them all up (depth 32)
 	P50us    float64 `json:"getattr_p50_us"`
 	P99us    float64 `json:"getattr_p99_us"`
@@ -270,8 +271,10 @@ func Populate(root string, dirs, per int) error {
 }
 
 // Scale looks up n files of a tree made by Populate (across its d* directories, per files
-// each), then times GETATTR on the first handle it got, one call at a time.
-func Scale(s *Server, n, per int, samples int) (ScaleResult, error) {
+// each), then times GETATTR on the first handle it got, one call at a time. The lookups stop at
+// limit (0 = none): a server whose LOOKUP cost grows with the directory would otherwise never
+// finish; LookedUp then says how far it got.
+func Scale(s *Server, n, per int, samples int, limit time.Duration) (ScaleResult, error) {
 	c, err := nfsrpc.Dial(s.Addr)
 	if err != nil {
 		return ScaleResult{}, err
@@ -296,13 +299,18 @@ func Scale(s *Server, n, per int, samples int) (ScaleResult, error) {
 	var errMu sync.Mutex
 	var firstErr error
 	t := time.Now()
+	var deadline time.Time
+	if limit > 0 {
+		deadline = t.Add(limit)
+	}
+	var done atomic.Int64
 	for g := 0; g < 32; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= n {
+				if i >= n || (!deadline.IsZero() && time.Now().After(deadline)) {
 					return
 				}
 				if _, err := c.Lookup(dirs[i/per], fmt.Sprintf("f%d", i%per)); err != nil {
@@ -311,6 +319,7 @@ func Scale(s *Server, n, per int, samples int) (ScaleResult, error) {
 					errMu.Unlock()
 					return
 				}
+				done.Add(1)
 			}
 		}()
 	}
@@ -318,7 +327,7 @@ func Scale(s *Server, n, per int, samples int) (ScaleResult, error) {
 	if firstErr != nil {
 		return ScaleResult{}, firstErr
 	}
-	res := ScaleResult{Server: s.Name, LookedUp: n, LookupS: time.Since(t).Seconds()}
+	res := ScaleResult{Server: s.Name, Asked: n, LookedUp: int(done.Load()) + 1, LookupS: time.Since(t).Seconds()}
 	lat := make([]time.Duration, samples)
 	for i := range lat {
 		t := time.Now()
@@ -337,8 +346,8 @@ func Scale(s *Server, n, per int, samples int) (ScaleResult, error) {
 	return res, nil
 }
 
-// List lists directory dir (relative to the export root) with READDIRPLUS.
-func List(s *Server, dir string, want int) (ListResult, error) {
+// List lists directory dir (relative to the export root) with READDIRPLUS, within limit (0 = no limit).
+func List(s *Server, dir string, want int, limit time.Duration) (ListResult, error) {
 	c, err := nfsrpc.Dial(s.Addr)
 	if err != nil {
 		return ListResult{}, err
@@ -353,7 +362,13 @@ func List(s *Server, dir string, want int) (ListResult, error) {
 		return ListResult{}, err
 	}
 	t := time.Now()
+	if limit > 0 {
+		c.SetDeadline(t.Add(limit))
+	}
 	n, calls, err := c.ReaddirPlus(fh, 64<<10)
+	if err != nil && limit > 0 && time.Since(t) >= limit {
+		return ListResult{}, fmt.Errorf("listing %s: not finished after %s (%d entries in %d calls)", dir, limit, n, calls)
+	}
 	if err != nil {
 		return ListResult{}, err
 	}

@@ -5,6 +5,7 @@ package loopback
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 func TestParallelBothServers(t *testing.T) {
@@ -34,21 +35,21 @@ func TestScaleAndList(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := Scale(s, 500, 200, 50)
+		r, err := Scale(s, 500, 200, 50, time.Minute)
 		if err != nil {
 			t.Fatalf("%s: %v", s.Name, err)
 		}
-		if r.LookedUp != 500 || r.P50us <= 0 || r.P99us < r.P50us {
+		if r.LookedUp != 501 || r.Asked != 500 || r.P50us <= 0 || r.P99us < r.P50us {
 			t.Errorf("%s: implausible %+v", s.Name, r)
 		}
-		l, err := List(s, "d1", 200)
+		l, err := List(s, "d1", 200, time.Minute)
 		if err != nil {
 			t.Fatalf("%s: %v", s.Name, err)
 		}
 		if l.Calls < 1 {
 			t.Errorf("%s: %+v", s.Name, l)
 		}
-		if _, err := List(s, "d2", 201); err == nil {
+		if _, err := List(s, "d2", 201, time.Minute); err == nil {
 			t.Errorf("%s: a wrong entry count was not reported", s.Name)
 		}
 		s.Close()

@@ -83,6 +83,9 @@ func Dial(addr string) (*Client, error) {
 	return c, nil
 }
 
+// SetDeadline bounds every call from now on: past t the connection fails.
+func (c *Client) SetDeadline(t time.Time) error { return c.conn.SetDeadline(t) }
+
 // Close closes the connection; calls in flight fail.
 func (c *Client) Close() error { return c.conn.Close() }
 

@@ -38,6 +38,7 @@ type Options struct {
 	Depths      []int
 	ScaleFiles  int
 	ListFiles   int
+	ScaleLimit  time.Duration
 	Idle        time.Duration
 	Only        map[string]bool // parts to run; empty = all
 	Machine     vmbench.Machine
@@ -85,6 +86,7 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.LoopMiB, "loop-mib", 1024, "sequential file size on loopback (MiB)")
 	fs.IntVar(&o.ScaleFiles, "scale-files", 1000000, "files looked up for the flat-GETATTR check")
 	fs.IntVar(&o.ListFiles, "list-files", 100000, "entries in the listed directory")
+	fs.DurationVar(&o.ScaleLimit, "scale-limit", 90*time.Second, "time limit for each server's lookups in the scale part")
 	fs.DurationVar(&o.Idle, "idle", 30*time.Second, "idle window for the CPU footprint")
 	only := fs.String("only", "", "comma-separated parts to run: loopback,scale,ours,latency,nfsd,local (default all)")
 	fs.IntVar(&o.Machine.MemoryMiB, "memory", 1024, "server VM memory (MiB), ours and nfsd alike")
@@ -235,24 +237,30 @@ func scale(ctx context.Context, o Options, tmp string, rep *Report, logf func(st
 			if err != nil {
 				return err
 			}
-			r, err := loopback.Scale(s, n, per, 2000)
+			r, err := loopback.Scale(s, n, per, 2000, o.ScaleLimit)
 			if err == nil {
-				logf("  %s: %d lookups in %.1fs, GETATTR p50 %.0fus", s.Name, n, r.LookupS, r.P50us)
+				logf("  %s: %d of %d lookups in %.1fs, GETATTR p50 %.0fus", s.Name, r.LookedUp, n, r.LookupS, r.P50us)
 				rep.Scale = append(rep.Scale, r)
 			}
 			if n == o.ScaleFiles && err == nil {
 				var l loopback.ListResult
-				l, err = loopback.List(s, "d0", per)
-				if err == nil {
+				l, err = loopback.List(s, "d0", per, o.ScaleLimit)
+				if err != nil {
+					// A listing that does not finish is a result, not a reason to stop.
+					rep.List = append(rep.List, loopback.ListResult{Server: s.Name + ": " + err.Error()})
+					err = nil
+				} else {
 					rep.List = append(rep.List, l)
 					// libnfs's nfs-ls: a client we did not write (READDIRPLUS, then its own output).
 					t := time.Now()
-					names, lerr := libnfs.Client{Addr: s.Addr, Export: "/"}.Ls(ctx, "d0")
+					lctx, cancel := context.WithTimeout(ctx, o.ScaleLimit)
+					names, lerr := libnfs.Client{Addr: s.Addr, Export: "/"}.Ls(lctx, "d0")
+					cancel()
 					if lerr == nil && len(names) != per {
 						lerr = fmt.Errorf("nfs-ls listed %d entries, want %d", len(names), per)
 					}
 					if lerr != nil {
-						err = lerr
+						rep.List = append(rep.List, loopback.ListResult{Server: s.Name + " (nfs-ls): " + firstLine(lerr.Error())})
 					} else {
 						rep.List = append(rep.List, loopback.ListResult{Server: s.Name + " (nfs-ls)", Entries: len(names), Seconds: time.Since(t).Seconds()})
 					}
@@ -406,4 +414,11 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

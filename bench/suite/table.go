@@ -131,11 +131,15 @@ func Print(w io.Writer, r *Report) {
 
 	if len(r.Scale) > 0 || len(r.List) > 0 {
 		fmt.Fprintf(tw, "\n4. Scale (loopback)\n")
-		line("server", "looked up", "lookup s", "GETATTR p50 us", "p99 us")
+		line("server", "looked up (asked)", "lookup s", "lookups/s", "GETATTR p50 us", "p99 us")
 		for _, s := range r.Scale {
-			line("  "+s.Server, fmt.Sprint(s.LookedUp), f2(s.LookupS), num(s.P50us), num(s.P99us))
+			line("  "+s.Server, fmt.Sprintf("%d (%d)", s.LookedUp, s.Asked), f2(s.LookupS), num(float64(s.LookedUp)/s.LookupS), num(s.P50us), num(s.P99us))
 		}
 		for _, s := range byServer(r.List) {
+			if s.Entries == 0 {
+				line("  listing FAILED: " + s.Server)
+				continue
+			}
 			line(fmt.Sprintf("  listing %d entries: %s", s.Entries, s.Server), f2(s.Seconds)+" s", callsNote(s.Calls))
 		}
 	}
