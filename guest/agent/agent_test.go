@@ -393,6 +393,23 @@ func TestSessionsOrphaned(t *testing.T) {
 	}
 }
 
+func TestSessionsNeverConnected(t *testing.T) {
+	now := time.Unix(100, 0)
+	s := &Sessions{born: now, now: func() time.Time { return now }}
+	now = now.Add(NeverConnectedTimeout - time.Second)
+	if s.Orphaned(10 * time.Second) {
+		t.Fatal("orphaned before the first host had its chance")
+	}
+	now = now.Add(time.Second)
+	if !s.Orphaned(10 * time.Second) {
+		t.Fatal("a VM whose host never connected is not orphaned after NeverConnectedTimeout")
+	}
+	s.begin()
+	if s.Orphaned(10 * time.Second) {
+		t.Fatal("orphaned while a host is connected")
+	}
+}
+
 func TestParseMeminfo(t *testing.T) {
 	tot, av := ParseMeminfo(strings.NewReader("MemTotal:         503868 kB\nMemFree:          470000 kB\nMemAvailable:     455512 kB\n"))
 	if tot != 503868 || av != 455512 {

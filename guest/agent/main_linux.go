@@ -83,7 +83,7 @@ func Main() error {
 		exe.Debugf = func(format string, args ...any) { tl.Logf("debug", format, args...) }
 	}
 	a := New(linuxDeps(exe), tl)
-	sessions := &Sessions{}
+	sessions := NewSessions()
 
 	// Signals and the power button stop the VM cleanly; nobody is there to answer a busy
 	// filesystem, so the shutdown is forced (after syncing and the unmount retries).

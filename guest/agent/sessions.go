@@ -8,14 +8,24 @@ import (
 )
 
 // Sessions tracks host connections for the watchdog: once a host has been connected, the VM must
-// not outlive it (the host supervisor may have been killed).
+// not outlive it (the host supervisor may have been killed); and a VM whose host never connects
+// (the supervisor died during boot) must not run forever either.
 type Sessions struct {
 	mu       sync.Mutex
 	active   int
 	had      bool
 	lastGone time.Time
+	born     time.Time // when watching began; zero = never-connected VMs are not timed out
 	now      func() time.Time
 }
+
+// NeverConnectedTimeout is how long a VM waits for its first host. The host connects as QEMU
+// starts, so this only fires when the host died during boot; it is long enough for a slow TCG
+// boot and for a test connecting late.
+const NeverConnectedTimeout = 60 * time.Second
+
+// NewSessions starts watching now.
+func NewSessions() *Sessions { return &Sessions{born: time.Now()} }
 
 // Serve serves one host connection with the agent's control server.
 func (a *Agent) Serve(ctx context.Context, s *Sessions, rw io.ReadWriteCloser, via string) error {
@@ -56,11 +66,15 @@ func (s *Sessions) end() {
 	}
 }
 
-// Orphaned reports whether a host was connected and none has been for at least d.
+// Orphaned reports whether a host was connected and none has been for at least d, or none ever
+// connected within NeverConnectedTimeout.
 func (s *Sessions) Orphaned(d time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.had && s.active == 0 && s.clock().Sub(s.lastGone) >= d
+	if !s.had {
+		return !s.born.IsZero() && s.clock().Sub(s.born) >= NeverConnectedTimeout
+	}
+	return s.active == 0 && s.clock().Sub(s.lastGone) >= d
 }
 
 // Watchdog shuts the VM down cleanly once the host has been gone for d. It returns when ctx ends
@@ -75,7 +89,7 @@ func (a *Agent) Watchdog(ctx context.Context, s *Sessions, d time.Duration) {
 		case <-t.C:
 		}
 		if s.Orphaned(d) {
-			a.ShutdownAndPowerOff("the host has been gone for "+d.String(), true)
+			a.ShutdownAndPowerOff("no host connected for "+d.String()+" (or since boot)", true)
 			return
 		}
 	}
