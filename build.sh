@@ -87,7 +87,7 @@ test_vm() {
 	timed "client image" client_images amd64
 	# -p 1: VMs under TCG share two cores; running packages in parallel only makes each slower.
 	local rc=0
-	$GO test -count=1 -p 1 -tags vmtest -timeout 40m -v ./test/... >build/test-vm.log 2>&1 || rc=$?
+	$GO test -count=1 -p 1 -tags vmtest -timeout 60m -v ./test/... >build/test-vm.log 2>&1 || rc=$?
 	grep -E '^(=== RUN|--- |PASS|FAIL|ok |panic:)|^    [a-z_]+_test\.go:[0-9]+: ' build/test-vm.log | grep -vE '^    [a-z_]+_test\.go:[0-9]+: host: ' || true
 	if [ $rc -ne 0 ]; then
 		echo "VM tier failed; full log: build/test-vm.log" >&2

@@ -37,8 +37,11 @@ var flagOpts = map[string]struct{ set, clear uintptr }{
 
 // SplitOptions turns mount options (each may itself be comma-separated) into MS_* flags and the
 // filesystem's data string. nodev and nosuid are always set: nothing on the drive runs in the guest.
+// dirsync is always set too: NFSv3 promises that a reply to REMOVE, RENAME, CREATE, MKDIR, LINK or
+// SYMLINK means the change is on disk (a client's fsync of a directory sends nothing), which is
+// what makes "write a temp file, fsync, rename" safe across a crash.
 func SplitOptions(opts []string) (Options, error) {
-	o := Options{Flags: unix.MS_NODEV | unix.MS_NOSUID}
+	o := Options{Flags: unix.MS_NODEV | unix.MS_NOSUID | unix.MS_DIRSYNC}
 	var data []string
 	for _, opt := range opts {
 		for _, w := range strings.Split(opt, ",") {

@@ -13,7 +13,7 @@ func TestSplitOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := uintptr(unix.MS_RDONLY | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_NODEV | unix.MS_NOSUID)
+	want := uintptr(unix.MS_RDONLY | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_NODEV | unix.MS_NOSUID | unix.MS_DIRSYNC)
 	if o.Flags != want || o.Data != "data=ordered,commit=30" || !o.ReadOnly {
 		t.Fatalf("SplitOptions = %#x %q ro=%v; want %#x %q ro", o.Flags, o.Data, o.ReadOnly, want, "data=ordered,commit=30")
 	}

@@ -102,6 +102,7 @@ type bootOpts struct {
 	memoryMiB int
 	cpus      int
 	readOnly  bool
+	lifetime  time.Duration // hard limit on the VM; 0 = 15 min
 }
 
 // boot starts the agent VM on disk and waits for Hello. On failure the test prints the console
@@ -116,6 +117,9 @@ func boot(t testing.TB, disk string, o bootOpts) *guest {
 	}
 	if o.cpus == 0 {
 		o.cpus = 2
+	}
+	if o.lifetime == 0 {
+		o.lifetime = 15 * time.Minute
 	}
 	kernel, initrd := images(t, o.arch)
 	g := &guest{t: t}
@@ -135,7 +139,7 @@ func boot(t testing.TB, disk string, o bootOpts) *guest {
 		Config:     cfg,
 		RuntimeDir: filepath.Join(dir, "run"),
 		ConsoleLog: filepath.Join(dir, "console.log"),
-		Lifetime:   15 * time.Minute,
+		Lifetime:   o.lifetime,
 		OnEvent: func(e control.Event) {
 			g.mu.Lock()
 			g.events = append(g.events, e)

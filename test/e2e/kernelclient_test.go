@@ -27,10 +27,14 @@ func clientImage(t testing.TB, arch string) (kernel, image string) {
 }
 
 // serving boots an agent on a fresh LUKS2 disk and serves it: the state most tests start from.
-func serving(t testing.TB, size int64, serve control.ServeRequest) (*guest, string, *control.ServeReply) {
+func serving(t testing.TB, size int64, serve control.ServeRequest, opts ...bootOpts) (*guest, string, *control.ServeReply) {
 	t.Helper()
 	disk := newDisk(t, size)
-	g := boot(t, disk, bootOpts{})
+	var o bootOpts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	g := boot(t, disk, o)
 	ctx, cancel := g.ctx()
 	defer cancel()
 	c := g.Control()
@@ -83,13 +87,14 @@ func runClient(t testing.TB, spec clientvm.Spec, cfg clientvm.Config) *clientvm.
 // TestKernelClientWorkload runs the whole checked workload over the Linux kernel's NFSv3 client
 // (its caching, read-ahead and write-behind), mounted through the host's 127.0.0.1 forward.
 func TestKernelClientWorkload(t *testing.T) {
-	g, _, s := serving(t, 512<<20, control.ServeRequest{})
+	// 10k files under TCG take 10+ minutes (every create is a journal commit on dm-crypt).
+	g, _, s := serving(t, 512<<20, control.ServeRequest{}, bootOpts{lifetime: 45 * time.Minute})
 	start := time.Now()
 	rep := runClient(t, clientvm.Spec{
 		Port: port(t, g.NFSAddr()), Export: s.Export,
 		MountOptions: "rsize=1048576,wsize=1048576",
 		Run:          ".", FSXSeconds: 120, Seed: 1,
-	}, clientvm.Config{Timeout: 20 * time.Minute, Memory: 768})
+	}, clientvm.Config{Timeout: 40 * time.Minute, Memory: 768})
 	for _, raw := range rep.Results {
 		var r struct {
 			Name       string   `json:"name"`

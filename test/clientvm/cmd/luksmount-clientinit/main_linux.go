@@ -200,8 +200,12 @@ func runDurable(r *reporter, spec clientvm.Spec) error {
 		for j := range buf {
 			buf[j] = byte(rng.Uint32())
 		}
+		// The "safe save" pattern: write a temporary name, fsync it, rename it into place. The
+		// client's directory fsync sends nothing over NFSv3, so the rename is durable only if the
+		// server committed it before replying.
 		name := fmt.Sprintf("d%05d.bin", i)
-		f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+		tmp := filepath.Join(dir, "."+name+".tmp")
+		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 		if err != nil {
 			return err
 		}
@@ -218,6 +222,9 @@ func runDurable(r *reporter, spec clientvm.Spec) error {
 			return err
 		}
 		if err := f.Close(); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 			return err
 		}
 		if err := d.Sync(); err != nil {
