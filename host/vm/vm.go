@@ -267,6 +267,13 @@ func (v *VM) wait(dir string) {
 	}
 	v.net.Close()
 	if v.ctl != nil {
+		// QEMU's exit closed its end of the control socket. Let the reader drain what is
+		// already buffered (the agent answers Shutdown and powers off at once) before closing
+		// ours, or that reply is lost.
+		select {
+		case <-v.ctl.Done():
+		case <-time.After(2 * time.Second):
+		}
 		v.ctl.Close()
 	}
 	v.mu.Lock()
