@@ -67,6 +67,12 @@ type Config struct {
 	PidFile       string // "" = none
 
 	VsockCID uint32 // vhost-vsock guest CID; 0 = no vsock device (Linux hosts only)
+
+	// Helper VMs (tests, bench; see extras.go).
+	UserNet       *UserNet     // QEMU user networking with host forwards, instead of NetSocket
+	Serials       []SerialPort // extra virtio-serial ports
+	NoControl     bool         // no control port (VMs without the agent)
+	ControlServer bool         // QEMU listens on ControlSocket and the host dials (it may go and come back)
 }
 
 // Disk is one raw disk presented to the guest as virtio-blk.
@@ -150,7 +156,7 @@ func (c *Config) Validate() error {
 	if c.ConsoleLog == "" {
 		return invalid("console log path not set")
 	}
-	if c.ControlSocket == "" {
+	if c.ControlSocket == "" && !c.NoControl {
 		return invalid("control socket path not set")
 	}
 	for name, v := range map[string]string{"kernel": c.Kernel, "initramfs": c.Initrd, "console log": c.ConsoleLog,
@@ -186,7 +192,7 @@ func (c *Config) Validate() error {
 			fds[d.FD] = true
 		}
 	}
-	return nil
+	return c.validateExtras()
 }
 
 func (d *Disk) validate(hostOS string) error {
@@ -277,9 +283,11 @@ func (c *Config) Args() ([]string, error) {
 
 	// Control port: the host listens (in its private runtime directory) and QEMU connects at
 	// startup, so the socket's owner and mode are the host's and there is nothing to poll for.
-	add("-device", "virtio-serial-pci,id=vser0")
-	add("-chardev", "socket,id=ctl,path="+c.ControlSocket+",server=off")
-	add("-device", "virtserialport,bus=vser0.0,chardev=ctl,name="+control.PortName)
+	if !c.NoControl {
+		add("-device", "virtio-serial-pci,id=vser0")
+		add("-chardev", "socket,id=ctl,path="+c.ControlSocket+","+c.controlServer())
+		add("-device", "virtserialport,bus=vser0.0,chardev=ctl,name="+control.PortName)
+	}
 
 	if c.NetSocket != "" {
 		mac := c.MAC
@@ -291,6 +299,7 @@ func (c *Config) Args() ([]string, error) {
 		// spends boot time loading it.
 		add("-device", "virtio-net-pci,netdev=net0,mac="+strings.ToLower(mac)+",romfile=")
 	}
+	add(c.extraArgs()...)
 	// Entropy for the guest's crng: cryptsetup and the NFS server want random numbers early.
 	add("-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0")
 	if c.VsockCID != 0 {
