@@ -203,6 +203,9 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 		return nil, fmt.Errorf("cannot start %s: %w", bin, err)
 	}
 	v.logf("qemu started: pid %d, %s %s, %d MiB, %d vCPU", v.cmd.Process.Pid, v.cfg.Arch, v.cfg.Accel, v.cfg.MemoryMiB, max(v.cfg.CPUs, 1))
+	// The whole command line, shell-quoted, so the session log alone reproduces a failed boot. It
+	// holds paths and sizes only: the passphrase crosses the control channel, never argv.
+	v.logf("qemu command line: %s", qemu.Quote(append([]string{bin}, v.args...)))
 	go v.wait(dir)
 	if spec.Lifetime > 0 {
 		go func() {
