@@ -35,7 +35,7 @@ func TestLogsQuotedCommandLine(t *testing.T) {
 	defer mu.Unlock()
 	for _, l := range lines {
 		if l == want {
-			if !strings.Contains(l, " -kernel /nonexistent/vmlinuz ") || !strings.Contains(l, "'console=ttyS0 panic=-1") {
+			if !strings.Contains(l, " /nonexistent/vmlinuz ") || !strings.Contains(l, "'console=ttyS0 panic=-1") {
 				t.Errorf("command line lacks the kernel or its quoted command line: %s", l)
 			}
 			return
