@@ -31,18 +31,7 @@ type Listening struct {
 // logged.
 func StartListening(t testing.TB, o Options) *Listening {
 	t.Helper()
-	if o.Arch == "" {
-		o.Arch = qemu.ArchAMD64
-	}
-	if o.Accel == "" {
-		o.Accel = Accel(o.Arch)
-	}
-	if o.MemoryMiB == 0 {
-		o.MemoryMiB = qemu.PlainMemoryMiB
-	}
-	if o.Lifetime == 0 {
-		o.Lifetime = 10 * time.Minute
-	}
+	o.fill()
 	dir, err := os.MkdirTemp("", "lmvm")
 	if err != nil {
 		t.Fatal(err)

@@ -84,27 +84,7 @@ func Accel(arch qemu.Arch) qemu.Accel {
 // the test failed, the quoted command line, the console tail and the agent timeline are logged.
 func Start(t testing.TB, o Options) *VM {
 	t.Helper()
-	if o.Arch == "" {
-		o.Arch = qemu.ArchAMD64
-	}
-	if o.Accel == "" {
-		o.Accel = Accel(o.Arch)
-	}
-	if o.MemoryMiB == 0 {
-		o.MemoryMiB = qemu.PlainMemoryMiB
-	}
-	if o.CPUs == 0 {
-		o.CPUs = 1
-	}
-	if o.Lifetime == 0 {
-		o.Lifetime = 10 * time.Minute
-	}
-	if o.ReadyTimeout == 0 {
-		o.ReadyTimeout = 3 * time.Minute
-	}
-	if o.HostVersion == "" {
-		o.HostVersion = "vmtest"
-	}
+	o.fill()
 	if o.Dir == "" {
 		d, err := os.MkdirTemp("", "lmvm") // short: unix socket paths are limited
 		if err != nil {
@@ -148,6 +128,31 @@ func Start(t testing.TB, o Options) *VM {
 		t.Fatalf("agent not ready: %v", err)
 	}
 	return v
+}
+
+// fill sets the defaults Options documents.
+func (o *Options) fill() {
+	if o.Arch == "" {
+		o.Arch = qemu.ArchAMD64
+	}
+	if o.Accel == "" {
+		o.Accel = Accel(o.Arch)
+	}
+	if o.MemoryMiB == 0 {
+		o.MemoryMiB = qemu.PlainMemoryMiB
+	}
+	if o.CPUs == 0 {
+		o.CPUs = 1
+	}
+	if o.Lifetime == 0 {
+		o.Lifetime = 10 * time.Minute
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 3 * time.Minute
+	}
+	if o.HostVersion == "" {
+		o.HostVersion = "vmtest"
+	}
 }
 
 func (v *VM) record(e control.Event) {
