@@ -1,8 +1,9 @@
 // Package rules holds the repository's house rules as checks over `go list` output and the source
 // tree: which way imports point, what the agent binary may link, how long a product main may be,
-// one package doc per package and build configuration, QEMU's -kernel only in host/qemu, a tidy
-// go.mod. rules_test.go runs them over this repository (in `make test-quick`) and over a fixture
-// module that breaks each rule once, so every check is shown to fail.
+// one package doc per package and build configuration, QEMU's -kernel only in host/qemu, _other
+// (not _others) fallback file names, a tidy go.mod. rules_test.go runs them over this repository
+// (in `make test-quick`) and over a fixture module that breaks each rule once, so every check is
+// shown to fail.
 package rules
 
 import (
@@ -473,4 +474,23 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// FileSuffixes reports Go files named *_others.go: the fallback beside _linux/_darwin files is
+// spelled _other, as in the rest of the tree.
+func FileSuffixes(root string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(d.Name(), "_others.go") {
+			out = append(out, fmt.Sprintf("%s: name platform fallbacks *_other.go", filepath.ToSlash(relDir(root, path))))
+		}
+		return nil
+	})
+	return out, err
 }

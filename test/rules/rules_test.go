@@ -73,6 +73,9 @@ func checked(t *testing.T, root, agent string, kernelSkip map[string]bool) map[s
 	if got["kernel"], err = KernelFlag(root, "host/qemu", kernelSkip); err != nil {
 		t.Fatal(err)
 	}
+	if got["suffixes"], err = FileSuffixes(root); err != nil {
+		t.Fatal(err)
+	}
 	got["tidy"] = IndirectDirect(mod, imported)
 	return got
 }
@@ -85,7 +88,7 @@ func TestRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := checked(t, root, "./cmd/luksmount-agent", kernelFlagSkip)
-	for _, rule := range []string{"imports", "agent", "mains", "docs", "kernel", "tidy"} {
+	for _, rule := range []string{"imports", "agent", "mains", "docs", "kernel", "suffixes", "tidy"} {
 		for _, v := range got[rule] {
 			t.Errorf("%s: %s", rule, v)
 		}
@@ -125,6 +128,7 @@ func TestRulesCatchBreaks(t *testing.T) {
 			"bench/vm/vm.go:4: passes QEMU's -kernel by hand; render the command line with host/qemu.Config",
 			"bench/vm/vm.go:6: passes QEMU's -kernel by hand; render the command line with host/qemu.Config",
 		},
+		"suffixes": {"pkg/p/p_others.go: name platform fallbacks *_other.go"},
 		"tidy": {
 			"go.mod: example.com/unused is required as direct but no package of this module imports it: run `go mod tidy`",
 		},
