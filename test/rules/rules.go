@@ -176,6 +176,9 @@ func BannedDeps(module, root, main string, pkgs []Package, banned []string) []st
 	for _, p := range pkgs {
 		byPath[p.ImportPath] = p
 	}
+	if _, ok := byPath[main]; !ok {
+		return []string{fmt.Sprintf("%s is not among the listed packages: is the binary's path right?", rel(module, main))}
+	}
 	// Breadth-first from main, so each chain is a shortest one.
 	parent := map[string]string{main: ""}
 	queue := []string{main}

@@ -47,10 +47,17 @@ func checked(t *testing.T, root, agent string, kernelSkip map[string]bool) map[s
 		if err != nil {
 			t.Fatal(err)
 		}
+		n := 0
 		for _, p := range pkgs {
-			if own(module, p) && p.Error != nil {
-				t.Fatalf("go list %s: %s: %s", cfg, p.ImportPath, p.Error.Err)
+			if own(module, p) {
+				n++
+				if p.Error != nil {
+					t.Fatalf("go list %s: %s: %s", cfg, p.ImportPath, p.Error.Err)
+				}
 			}
+		}
+		if n < 5 {
+			t.Fatalf("go list %s found only %d packages of %s", cfg, n, module)
 		}
 		got["imports"] = append(got["imports"], ImportDirection(module, root, pkgs)...)
 		got["docs"] = append(got["docs"], PackageDocs(module, root, cfg, pkgs)...)
@@ -176,6 +183,13 @@ func TestIndirectMarkedButImported(t *testing.T) {
 	want := []string{"go.mod: example.com/used is imported by this module but marked // indirect: run `go mod tidy`"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("IndirectDirect = %q, want %q", got, want)
+	}
+}
+
+func TestBannedDepsNeedsTheBinary(t *testing.T) {
+	got := BannedDeps("example.com/m", "/", "example.com/m/cmd/typo", []Package{{ImportPath: "example.com/m/cmd/agent"}}, agentBanned)
+	if len(got) != 1 || !strings.Contains(got[0], "cmd/typo is not among the listed packages") {
+		t.Errorf("BannedDeps for a missing binary = %q", got)
 	}
 }
 
