@@ -118,8 +118,8 @@ func TestVirtGICAboveEightCPUs(t *testing.T) {
 func TestParseVersion(t *testing.T) {
 	for in, want := range map[string]Version{
 		"QEMU emulator version 10.1.2\nCopyright (c) 2003-2025 Fabrice Bellard": {10, 1, 2},
-		"QEMU emulator version 9.1.0 (Debian 1:9.1.0+ds-1)":                  {9, 1, 0},
-		"QEMU emulator version 7.2":                                          {7, 2, 0},
+		"QEMU emulator version 9.1.0 (Debian 1:9.1.0+ds-1)":                     {9, 1, 0},
+		"QEMU emulator version 7.2":                                             {7, 2, 0},
 	} {
 		got, err := ParseVersion(in)
 		if err != nil || got != want {
