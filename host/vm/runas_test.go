@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,5 +92,22 @@ func TestRunWithUserNeedsQEMU91(t *testing.T) {
 	err := checkRunWithUser(fake("8.2.2"))
 	if err == nil || !strings.Contains(err.Error(), "needs QEMU 9.1.0 or newer") || !strings.Contains(err.Error(), "brew upgrade qemu") {
 		t.Errorf("8.2.2: %v", err)
+	}
+}
+
+// A runtime directory too deep for sun_path fails Start with the override to use, not with
+// bind's "invalid argument" (finding 13).
+func TestSocketPathTooLong(t *testing.T) {
+	s := spec(t, "agent")
+	s.RuntimeDir = filepath.Join(filepath.Dir(s.RuntimeDir), strings.Repeat("d", 100), "run")
+	if err := os.MkdirAll(filepath.Dir(s.RuntimeDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(context.Background(), s)
+	if err == nil || !strings.Contains(err.Error(), "a unix socket allows") || !strings.Contains(err.Error(), "LUKSMOUNT_RUNTIME_DIR") {
+		t.Fatalf("error = %v", err)
+	}
+	if _, err := os.Stat(s.RuntimeDir); !os.IsNotExist(err) {
+		t.Errorf("runtime dir left behind: %v", err)
 	}
 }

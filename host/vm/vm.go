@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/luksmount/luksmount/host/qemu"
+	"github.com/luksmount/luksmount/host/session"
 	"github.com/luksmount/luksmount/host/vnet"
 	"github.com/luksmount/luksmount/pkg/control"
 )
@@ -101,7 +102,6 @@ var (
 
 const (
 	defaultConnectTimeout = 30 * time.Second
-	maxSocketPath         = 100 // sun_path is 104 bytes on macOS, 108 on Linux
 )
 
 // Start runs the VM described by spec and returns once QEMU has connected the control channel.
@@ -165,8 +165,10 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 		// writes into the runtime directory and wait() copies the log to spec.ConsoleLog at exit.
 		v.cfg.ConsoleLog = path("console.log")
 	}
-	if len(v.cfg.ControlSocket) > maxSocketPath {
-		return nil, fmt.Errorf("vm: runtime directory %s is too long for unix sockets; use a shorter path", dir)
+	for _, p := range []string{v.cfg.ControlSocket, v.cfg.NetSocket, v.cfg.QMPSocket} {
+		if err := session.CheckSocketPath(runtime.GOOS, p); err != nil {
+			return nil, fmt.Errorf("vm: %w", err)
+		}
 	}
 	v.cfg.Disks = append([]qemu.Disk(nil), spec.Config.Disks...)
 	v.cfg.RunAs = plan.qemuRunAs
