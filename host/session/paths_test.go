@@ -1,6 +1,8 @@
 package session
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -62,5 +64,25 @@ func TestSocketPathsFit(t *testing.T) {
 	p105 := "/" + strings.Repeat("d", 104)
 	if CheckSocketPath("linux", p105) != nil || CheckSocketPath("darwin", p105) == nil || CheckSocketPath("darwin", p105[:103]) != nil {
 		t.Error("limits are not 103 bytes on darwin, 107 on linux")
+	}
+}
+
+// Someone else's (or a world-writable) /tmp/luksmount-UID is refused, not used.
+func TestRuntimeRootMustBeOurs(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "luksmount-1")
+	r := &Registry{Dirs: []string{root}, UID: -1, GID: -1}
+	s, err := r.Create(State{Target: "/dev/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	os.Chmod(root, 0o777)
+	if _, err := r.Create(State{Target: "/dev/x"}); err == nil || !strings.Contains(err.Error(), "writable only by it") {
+		t.Errorf("world-writable root: %v", err)
+	}
+	os.Remove(root)
+	os.Symlink(t.TempDir(), root)
+	if _, err := r.Create(State{Target: "/dev/x"}); err == nil || !strings.Contains(err.Error(), "must be a directory") {
+		t.Errorf("symlinked root: %v", err)
 	}
 }
