@@ -113,6 +113,9 @@ func (r *Registry) Create(st State) (*Session, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create runtime directory %s: %w", root, err)
 	}
+	if err := checkRoot(root); err != nil {
+		return nil, err
+	}
 	if st.ID == "" {
 		st.ID = ID(st.Target)
 	}
