@@ -340,9 +340,47 @@ func (s *Server) setattr(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 	if err == nil {
 		err = s.apply(fd, h, a)
 	}
+	if err == nil && a.changes() {
+		err = s.commitInode(fd)
+	}
 	post, _ := fstat(fd)
 	w.Uint32(status(err))
 	s.wcc(w, pre, post)
+}
+
+// changes reports whether a sattr3 sets anything.
+func (a sattr) changes() bool {
+	return a.mode != nil || a.uid != nil || a.gid != nil || a.size != nil ||
+		a.atime.Nsec != unix.UTIME_OMIT || a.mtime.Nsec != unix.UTIME_OMIT
+}
+
+// commitInode makes a change to the inode behind fd (O_PATH) durable before
+// the reply, as knfsd's sync export does: NFSv3 has no COMMIT for
+// attributes, so a client that got the reply may forget the change. A
+// regular file or directory is reopened through /proc and fsynced; other
+// types (symlinks, devices, FIFOs, sockets) cannot be opened without side
+// effects, so the whole filesystem is synced for them (rare).
+func (s *Server) commitInode(fd int) error {
+	st, err := fstat(fd)
+	if err != nil {
+		return err
+	}
+	fsyncs.Add(1)
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG, unix.S_IFDIR:
+		rfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(rfd)
+		err = unix.Fsync(rfd)
+	default:
+		err = s.Sync()
+	}
+	if err == nil && testHookCommitted != nil {
+		testHookCommitted(st.Ino)
+	}
+	return err
 }
 
 func (s *Server) read(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
@@ -865,6 +903,9 @@ var debugCalls = os.Getenv("LUKSMOUNT_NFS_DEBUG") != ""
 
 // testHookDispatch lets tests stall or panic inside a call.
 var testHookDispatch func(c *rpcfront.Call)
+
+// testHookCommitted is told the inode a SETATTR made durable, before the reply.
+var testHookCommitted func(ino uint64)
 
 // fsyncs counts fsyncs done for COMMIT and stable WRITEs (tests check it).
 var fsyncs atomic.Int64
