@@ -1,7 +1,6 @@
 package nfsserver
 
 import (
-	"github.com/luksmount/luksmount/guest/rootfs"
 	"github.com/luksmount/luksmount/guest/rpcfront"
 	"github.com/luksmount/luksmount/guest/xdr"
 	"golang.org/x/sys/unix"
@@ -32,7 +31,7 @@ func (s *Server) mkdir(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 		}
 		// Keep the setgid bit a directory inherits from a setgid parent.
 		mode |= st.Mode & unix.S_ISGID
-		if err := rootfs.ChmodFd(fd, mode); err != nil {
+		if err := chmodFd(fd, mode); err != nil {
 			return err
 		}
 		return s.apply(fd, nil, sattr{atime: a.atime, mtime: a.mtime})
@@ -119,4 +118,57 @@ func (s *Server) makeObject(w *xdr.Writer, dh []byte, name string, mk func(dfd i
 	}
 	s.postOpAttr(w, st)
 	s.wcc(w, pre, post)
+}
+
+// ftype3 values (RFC 1813 section 2.6).
+const (
+	nf3Reg  = 1
+	nf3Dir  = 2
+	nf3Blk  = 3
+	nf3Chr  = 4
+	nf3Lnk  = 5
+	nf3Sock = 6
+	nf3FIFO = 7
+)
+
+// mknodKinds maps the ftype3 values MKNOD creates to their S_IF type.
+var mknodKinds = map[uint32]uint32{nf3Blk: unix.S_IFBLK, nf3Chr: unix.S_IFCHR, nf3Sock: unix.S_IFSOCK, nf3FIFO: unix.S_IFIFO}
+
+// mknod creates a device node, FIFO or socket (what a backup of a Linux
+// system holds) with the mode, owner, times and device numbers asked for.
+// Regular files, directories and symlinks have their own procedures, and
+// any other type is no type at all: both get BADTYPE, never an OK for
+// nothing created.
+func (s *Server) mknod(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	dh := fh(r)
+	name := string(r.Opaque(maxIO))
+	typ := r.Uint32()
+	kind, known := mknodKinds[typ]
+	var a sattr
+	var major, minor uint32
+	if known {
+		a = readSattr(r)
+	}
+	if typ == nf3Blk || typ == nf3Chr {
+		major, minor = r.Uint32(), r.Uint32()
+	}
+	if r.Err() != nil {
+		return
+	}
+	if !known {
+		w.Uint32(nfsErrBadType)
+		s.wcc(w, nil, nil)
+		return
+	}
+	s.makeObject(w, dh, name, func(dfd int) error {
+		// Created private; the exact mode is set once the owner is right.
+		return unix.Mknodat(dfd, name, kind|0o600, int(unix.Mkdev(major, minor)))
+	}, func(fd int, st *unix.Stat_t) error {
+		mode := uint32(0o644)
+		if a.mode != nil {
+			mode = *a.mode & 0o7777
+		}
+		a.mode, a.size = &mode, nil
+		return s.apply(fd, nil, a)
+	})
 }

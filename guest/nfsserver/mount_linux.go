@@ -53,12 +53,7 @@ func (s *Server) mountHandle(dir string) ([]byte, bool) {
 	if clean == exportPath {
 		return s.table.Root(), true
 	}
-	rel := strings.TrimPrefix(clean, "/")
-	fi, err := s.fs.Lstat(rel)
-	if err != nil || !fi.IsDir() {
-		return nil, false
-	}
-	h, err := s.handleOfPath(rel)
+	h, err := s.handleOfPath(strings.TrimPrefix(clean, "/"))
 	if err != nil {
 		return nil, false
 	}

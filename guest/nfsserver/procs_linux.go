@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/luksmount/luksmount/guest/nfshandle"
-	"github.com/luksmount/luksmount/guest/rootfs"
 	"github.com/luksmount/luksmount/guest/rpcfront"
 	"github.com/luksmount/luksmount/guest/xdr"
 	"golang.org/x/sys/unix"
@@ -46,6 +44,7 @@ const (
 	nfsErrNotSync  = 10002
 	nfsErrNotSupp  = 10004
 	nfsErrTooSmall = 10005
+	nfsErrBadType  = 10007
 )
 
 // stable_how
@@ -107,7 +106,7 @@ func status(err error) uint32 {
 
 type procFunc func(s *Server, c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer)
 
-// Procedures we answer ourselves; the rest go to go-nfs.
+// The NFSv3 procedures (NULL is answered in Dispatch).
 var ownNFS = map[uint32]procFunc{
 	1:  (*Server).getattr,
 	2:  (*Server).setattr,
@@ -119,13 +118,16 @@ var ownNFS = map[uint32]procFunc{
 	8:  (*Server).create,
 	9:  (*Server).mkdir,
 	10: (*Server).symlink,
+	11: (*Server).mknod,
 	12: (*Server).remove,
 	13: (*Server).rmdir,
 	14: (*Server).rename,
 	15: (*Server).link,
 	16: (*Server).readdir,
 	17: (*Server).readdirplus,
+	18: (*Server).fsstat,
 	19: (*Server).fsinfo,
+	20: (*Server).pathconf,
 	21: (*Server).commit,
 }
 
@@ -146,10 +148,7 @@ func (s *Server) Dispatch(ctx context.Context, c *rpcfront.Call) []byte {
 		if f, ok := ownNFS[c.Proc]; ok {
 			return s.run(f, c)
 		}
-		if c.Proc > 21 {
-			return rpcfront.Accepted(c.XID, rpcfront.ProcUnavail).B
-		}
-		return s.passThrough(c)
+		return rpcfront.Accepted(c.XID, rpcfront.ProcUnavail).B
 	case progMount:
 		if c.Vers < 1 || c.Vers > 3 {
 			return rpcfront.ProgMismatchReply(c.XID, 1, 3)
@@ -286,7 +285,7 @@ func (s *Server) apply(fd int, h []byte, a sattr) error {
 		}
 	}
 	if a.mode != nil {
-		if err := rootfs.ChmodFd(fd, *a.mode); err != nil {
+		if err := chmodFd(fd, *a.mode); err != nil {
 			return err
 		}
 	}
@@ -898,8 +897,6 @@ pages:
 	w.Bool(false)
 	w.Bool(eof)
 }
-
-var debugCalls = os.Getenv("LUKSMOUNT_NFS_DEBUG") != ""
 
 // testHookDispatch lets tests stall or panic inside a call.
 var testHookDispatch func(c *rpcfront.Call)

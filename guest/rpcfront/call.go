@@ -45,7 +45,6 @@ type Call struct {
 	GIDs     []uint32
 	CredOK   bool
 	Args     []byte // procedure arguments (aliases Record)
-	Record   []byte // the whole call message, for pass-through
 	Remote   string // client address
 }
 
@@ -53,7 +52,7 @@ type Call struct {
 // and XID was read, the caller should reply GARBAGE_ARGS.
 func ParseCall(rec []byte) (*Call, error) {
 	r := xdr.NewReader(rec)
-	c := &Call{Record: rec}
+	c := &Call{}
 	c.XID = r.Uint32()
 	mtype := r.Uint32()
 	if r.Err() != nil {

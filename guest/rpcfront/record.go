@@ -2,9 +2,7 @@
 // record-marked calls, checks credentials, runs the calls of one connection in
 // parallel (replies may go out of order by XID; an Orderer keeps calls on
 // one key in arrival order), turns panics into SYSTEM_ERR
-// replies, and hands each call to a Dispatcher. PipePool lets a Dispatcher
-// pass calls through to an RPC server that only speaks over a net.Conn
-// (go-nfs), several at a time.
+// replies, and hands each call to a Dispatcher.
 package rpcfront
 
 import (

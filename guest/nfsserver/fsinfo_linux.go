@@ -1,0 +1,77 @@
+package nfsserver
+
+import (
+	"github.com/luksmount/luksmount/guest/rpcfront"
+	"github.com/luksmount/luksmount/guest/xdr"
+	"golang.org/x/sys/unix"
+)
+
+// FSSTAT, FSINFO and PATHCONF: what the filesystem can hold and do.
+
+func (s *Server) fsstat(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	h := fh(r)
+	if r.Err() != nil {
+		return
+	}
+	st, err := s.statHandle(h)
+	var sfs unix.Statfs_t
+	if err == nil {
+		err = unix.Fstatfs(s.table.RootFd(), &sfs)
+	}
+	w.Uint32(status(err))
+	s.postOpAttr(w, st)
+	if err != nil {
+		return
+	}
+	bs := uint64(sfs.Bsize)
+	w.Uint64(sfs.Blocks * bs) // tbytes
+	w.Uint64(sfs.Bfree * bs)  // fbytes
+	w.Uint64(sfs.Bavail * bs) // abytes: what a non-root user may still use
+	w.Uint64(sfs.Files)       // tfiles
+	w.Uint64(sfs.Ffree)       // ffiles
+	w.Uint64(sfs.Ffree)       // afiles
+	w.Uint32(0)               // invarsec: the numbers change at any time
+}
+
+// linkMax is the most hard links an inode may have, by statfs f_type
+// (the kernel's EXT4_LINK_MAX, BTRFS_LINK_MAX, XFS_MAXLINK; FAT-style
+// filesystems have no hard links). Others get glibc's default, 127.
+func linkMax(fsType int64) uint32 {
+	switch fsType {
+	case unix.EXT4_SUPER_MAGIC:
+		return 65000
+	case unix.BTRFS_SUPER_MAGIC:
+		return 65535
+	case unix.XFS_SUPER_MAGIC:
+		return 1<<31 - 1
+	case unix.MSDOS_SUPER_MAGIC, exfatMagic:
+		return 1
+	}
+	return 127
+}
+
+const exfatMagic = 0x2011bab0
+
+func (s *Server) pathconf(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	h := fh(r)
+	if r.Err() != nil {
+		return
+	}
+	st, err := s.statHandle(h)
+	var sfs unix.Statfs_t
+	if err == nil {
+		err = unix.Fstatfs(s.table.RootFd(), &sfs)
+	}
+	w.Uint32(status(err))
+	s.postOpAttr(w, st)
+	if err != nil {
+		return
+	}
+	fold := int64(sfs.Type) == unix.MSDOS_SUPER_MAGIC || int64(sfs.Type) == exfatMagic
+	w.Uint32(linkMax(int64(sfs.Type)))
+	w.Uint32(uint32(sfs.Namelen))
+	w.Bool(true) // no_trunc: long names are refused, never cut
+	w.Bool(true) // chown_restricted: only root gives files away
+	w.Bool(fold) // case_insensitive
+	w.Bool(true) // case_preserving
+}
