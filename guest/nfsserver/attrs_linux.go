@@ -7,7 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// idMap translates owners between the drive and the client (point 7).
+// idMap translates owners between the drive and the client.
 type idMap struct {
 	pass                 bool
 	clientUID, clientGID uint32

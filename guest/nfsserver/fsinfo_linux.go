@@ -75,3 +75,31 @@ func (s *Server) pathconf(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 	w.Bool(fold) // case_insensitive
 	w.Bool(true) // case_preserving
 }
+
+func (s *Server) fsinfo(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	h := fh(r)
+	if r.Err() != nil {
+		return
+	}
+	st, err := s.statHandle(h)
+	w.Uint32(status(err))
+	s.postOpAttr(w, st)
+	if err != nil {
+		return
+	}
+	w.Uint32(maxIO)    // rtmax
+	w.Uint32(maxIO)    // rtpref
+	w.Uint32(4096)     // rtmult
+	w.Uint32(maxIO)    // wtmax
+	w.Uint32(maxIO)    // wtpref
+	w.Uint32(4096)     // wtmult
+	w.Uint32(64 << 10) // dtpref
+	w.Uint64(1<<63 - 1)
+	w.Uint32(0) // time_delta: 1 ns
+	w.Uint32(1)
+	props := uint32(0x1 | 0x2 | 0x8) // LINK, SYMLINK, HOMOGENEOUS
+	if !s.opts.ReadOnly {
+		props |= 0x10 // CANSETTIME
+	}
+	w.Uint32(props)
+}

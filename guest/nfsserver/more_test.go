@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Point 4: a slow call does not stall the other calls of its connection.
+// A slow call does not stall the other calls of its connection.
 func TestConcurrentCalls(t *testing.T) {
 	for _, k := range []kind{stockChroot, ours} {
 		t.Run(k.String(), func(t *testing.T) {
@@ -63,7 +63,7 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 }
 
-// Point 9: a panic fails one call; the connection and server carry on.
+// A panic fails one call; the connection and server carry on.
 func TestPanicFailsOneCall(t *testing.T) {
 	root := t.TempDir()
 	testHookDispatch = func(c *rpcfront.Call) {
@@ -83,7 +83,7 @@ func TestPanicFailsOneCall(t *testing.T) {
 	}
 }
 
-// Point 10: 100k entries list completely with a real client, and cookies
+// 100k entries list completely with a real client, and cookies
 // survive changes to the directory.
 func TestReaddirLarge(t *testing.T) {
 	root := t.TempDir()

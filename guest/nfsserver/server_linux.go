@@ -109,10 +109,10 @@ func (s *Server) Sync() error {
 	return nil
 }
 
-// authorize refuses calls from anyone but the mounting user and root (point
-// 8). NULL pings are always answered so clients can probe the server.
+// authorize refuses calls from anyone but the mounting user and root. NULL
+// pings are always answered so clients can probe the server.
 func (s *Server) authorize(c *rpcfront.Call) uint32 {
-	if c.Proc == 0 {
+	if c.Proc == procNull {
 		return 0
 	}
 	if c.CredFlavor != rpcfront.AuthSys || !c.CredOK {

@@ -197,15 +197,17 @@ func (s *Server) serveConn(c net.Conn) {
 			}
 			return
 		}
-		// The key is taken here, in arrival order, before the call can race
-		// with the ones read after it.
+		// Each record is parsed once, here. The order key is taken in
+		// arrival order, before the call can race with the ones read after it.
+		call, perr := ParseCall(rec)
+		if call != nil {
+			call.Remote = remote
+		}
 		var key string
 		var wait <-chan struct{}
 		var done chan struct{}
-		if o, ok := s.d.(Orderer); ok {
-			if call, err := ParseCall(rec); err == nil {
-				key = o.OrderKey(call)
-			}
+		if o, ok := s.d.(Orderer); ok && perr == nil {
+			key = o.OrderKey(call)
 		}
 		sem <- struct{}{}
 		if key != "" {
@@ -221,7 +223,7 @@ func (s *Server) serveConn(c net.Conn) {
 					<-wait
 				}
 			}
-			if reply := s.handle(ctx, rec, remote); reply != nil {
+			if reply := s.handle(ctx, call, perr); reply != nil {
 				if err := w.send(reply); err != nil {
 					c.Close()
 				}
@@ -232,13 +234,16 @@ func (s *Server) serveConn(c net.Conn) {
 
 // Handle answers one record: parses it, checks credentials and dispatches,
 // recovering from panics. It returns the reply message or nil.
-func (s *Server) Handle(ctx context.Context, rec []byte) []byte { return s.handle(ctx, rec, "test") }
-
-func (s *Server) handle(ctx context.Context, rec []byte, remote string) (reply []byte) {
+func (s *Server) Handle(ctx context.Context, rec []byte) []byte {
 	call, err := ParseCall(rec)
 	if call != nil {
-		call.Remote = remote
+		call.Remote = "test"
 	}
+	return s.handle(ctx, call, err)
+}
+
+// handle answers a parsed call; err is ParseCall's.
+func (s *Server) handle(ctx context.Context, call *Call, err error) (reply []byte) {
 	if err != nil {
 		if call == nil {
 			return nil // not a call, or no xid: nothing sensible to answer
