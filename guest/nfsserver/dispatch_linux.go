@@ -171,3 +171,31 @@ var testHookDispatch func(c *rpcfront.Call)
 
 // fsyncs counts fsyncs done for COMMIT and stable WRITEs (tests check it).
 var fsyncs atomic.Int64
+
+// MaxReplySize is the most a call's reply can take (rpcfront.ReplySizer),
+// reserved from its connection's memory before it runs: READ's data and
+// READDIR's listing (built by appending, so up to twice its size); every
+// other reply fits in 4 KiB.
+func (s *Server) MaxReplySize(c *rpcfront.Call) int {
+	const small = 4 << 10
+	if c.Prog != progNFS {
+		return small
+	}
+	r := xdr.NewReader(c.Args)
+	switch c.Proc {
+	case procRead:
+		fh(r)
+		r.Uint64()
+		return small + int(min(r.Uint32(), maxIO))
+	case procReaddir, procReaddirplus:
+		fh(r)
+		r.Uint64()
+		r.Fixed(8)
+		n := r.Uint32() // dircount, or maxcount for READDIRPLUS
+		if c.Proc == procReaddirplus {
+			n = r.Uint32()
+		}
+		return small + 2*int(min(n, maxIO))
+	}
+	return small
+}

@@ -12,7 +12,10 @@
 //   - Owners are mapped between the drive and the mounting user, and only
 //     that user and root may call (AUTH_SYS uid).
 //   - guest/rpcfront runs the calls of a connection in parallel and bounds
-//     what clients can make the server hold.
+//     what clients can make the server hold: 16 connections of 4 MiB each
+//     (records up to 1 MiB + 64 KiB, READ and READDIR replies reserved before
+//     they run), 30 s for a begun record and for a reply to be taken; about
+//     65 MiB in all (TestMisbehavingClients measures it).
 //
 // It grew out of github.com/willscott/go-nfs, which stays the stock baseline
 // of the wire tests and `make bench`. Its exported protocol types are not

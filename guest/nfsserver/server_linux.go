@@ -33,6 +33,12 @@ type Server struct {
 	closed   sync.Once
 }
 
+// maxRecord is the largest call accepted: a WRITE of maxIO and its header.
+const maxRecord = maxIO + 64<<10
+
+// testHookRPCConfig lets tests shorten rpcfront's timeouts.
+var testHookRPCConfig func(*rpcfront.Config)
+
 // New checks opts and prepares a server; it does not listen yet.
 func New(opts Options) (*Server, error) {
 	st, err := os.Stat(opts.Root)
@@ -60,12 +66,16 @@ func New(opts Options) (*Server, error) {
 	}
 	s.fsid = s.table.FSID()
 	s.fds = newFdCache(s.table, opts.ReadOnly, 256)
-	s.rpc = rpcfront.NewServer(s, rpcfront.Config{
-		MaxRecord:   maxIO + 64<<10,
+	cfg := rpcfront.Config{
+		MaxRecord:   maxRecord,
 		MaxInFlight: 32,
 		Authorize:   s.authorize,
 		Logf:        opts.Logf,
-	})
+	}
+	if testHookRPCConfig != nil {
+		testHookRPCConfig(&cfg)
+	}
+	s.rpc = rpcfront.NewServer(s, cfg)
 	return s, nil
 }
 
