@@ -136,14 +136,22 @@ func (s *Server) OrderKey(c *rpcfront.Call) string {
 	return string(h)
 }
 
+// callIO is a call's decoder and reply, allocated together.
+type callIO struct {
+	r xdr.Reader
+	w xdr.Writer
+}
+
+// run decodes and answers one call into a reply buffer sized for it, so a
+// READ's data lands in its final place with no growing or copying.
 func (s *Server) run(f procFunc, c *rpcfront.Call) []byte {
-	r := xdr.NewReader(c.Args)
-	w := rpcfront.Accepted(c.XID, rpcfront.Success)
-	f(s, c, r, w)
-	if r.Err() != nil {
+	io := &callIO{r: *xdr.NewReader(c.Args)}
+	io.w.B = rpcfront.AppendAccepted(make([]byte, 0, 512+replyData(c)), c.XID, rpcfront.Success)
+	f(s, c, &io.r, &io.w)
+	if io.r.Err() != nil {
 		return rpcfront.Accepted(c.XID, rpcfront.GarbageArgs).B
 	}
-	return w.B
+	return io.w.B
 }
 
 func fh(r *xdr.Reader) []byte { return r.Opaque(nfshandle.MaxSize) }
@@ -174,19 +182,20 @@ var fsyncs atomic.Int64
 
 // MaxReplySize is the most a call's reply can take (rpcfront.ReplySizer),
 // reserved from its connection's memory before it runs: READ's data and
-// READDIR's listing (built by appending, so up to twice its size); every
-// other reply fits in 4 KiB.
-func (s *Server) MaxReplySize(c *rpcfront.Call) int {
-	const small = 4 << 10
-	if c.Prog != progNFS {
-		return small
+// READDIR's listing; every other reply fits in 4 KiB.
+func (s *Server) MaxReplySize(c *rpcfront.Call) int { return 4<<10 + replyData(c) }
+
+// replyData is the bulk a call asks for: READ's count, READDIR's maxcount.
+func replyData(c *rpcfront.Call) int {
+	if c.Prog != progNFS || c.Vers != 3 {
+		return 0
 	}
 	r := xdr.NewReader(c.Args)
 	switch c.Proc {
 	case procRead:
 		fh(r)
 		r.Uint64()
-		return small + int(min(r.Uint32(), maxIO))
+		return int(min(r.Uint32(), maxIO))
 	case procReaddir, procReaddirplus:
 		fh(r)
 		r.Uint64()
@@ -195,7 +204,7 @@ func (s *Server) MaxReplySize(c *rpcfront.Call) int {
 		if c.Proc == procReaddirplus {
 			n = r.Uint32()
 		}
-		return small + 2*int(min(n, maxIO))
+		return int(min(n, maxIO))
 	}
-	return small
+	return 0
 }

@@ -99,12 +99,20 @@ func replyHeader(xid uint32) *xdr.Writer {
 
 // Accepted starts a MSG_ACCEPTED reply with the given accept_stat; append the body to W.B.
 func Accepted(xid uint32, stat uint32) *xdr.Writer {
-	w := replyHeader(xid)
+	return &xdr.Writer{B: AppendAccepted(make([]byte, 0, 128), xid, stat)}
+}
+
+// AppendAccepted appends a MSG_ACCEPTED reply header to dst, for callers
+// that size the reply buffer themselves.
+func AppendAccepted(dst []byte, xid uint32, stat uint32) []byte {
+	w := xdr.Writer{B: dst}
+	w.Uint32(xid)
+	w.Uint32(1) // REPLY
 	w.Uint32(0) // MSG_ACCEPTED
 	w.Uint32(AuthNone)
 	w.Uint32(0) // empty verifier
 	w.Uint32(stat)
-	return w
+	return w.B
 }
 
 // ProgMismatchReply tells the client which versions of the program exist.

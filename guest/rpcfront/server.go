@@ -223,18 +223,20 @@ type connWriter struct {
 	mu      sync.Mutex
 	c       net.Conn
 	timeout time.Duration
+	mark    [4]byte
+	bufs    net.Buffers
 }
 
-// send writes one reply as a record; a client that does not take it within
-// the timeout loses its connection.
+// send writes one reply as a record, mark and message in one writev (no
+// copy); a client that does not take it within the timeout loses its
+// connection.
 func (w *connWriter) send(msg []byte) error {
-	var mark [4]byte
-	binary.BigEndian.PutUint32(mark[:], uint32(len(msg))|0x80000000)
-	bufs := net.Buffers{mark[:], msg}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	binary.BigEndian.PutUint32(w.mark[:], uint32(len(msg))|0x80000000)
+	w.bufs = append(w.bufs[:0], w.mark[:], msg)
 	w.c.SetWriteDeadline(time.Now().Add(w.timeout))
-	_, err := bufs.WriteTo(w.c)
+	_, err := w.bufs.WriteTo(w.c)
 	return err
 }
 
