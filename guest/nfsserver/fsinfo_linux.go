@@ -8,10 +8,13 @@ import (
 
 // FSSTAT, FSINFO and PATHCONF: what the filesystem can hold and do.
 
-func (s *Server) fsstat(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+// fsQuery is their common start: decode the object's handle, write the
+// status and its post_op_attr, and return the filesystem's statfs (nil when
+// the reply is already complete or the arguments are garbage).
+func (s *Server) fsQuery(r *xdr.Reader, w *xdr.Writer) *unix.Statfs_t {
 	h := fh(r)
 	if r.Err() != nil {
-		return
+		return nil
 	}
 	st, err := s.statHandle(h)
 	var sfs unix.Statfs_t
@@ -21,6 +24,14 @@ func (s *Server) fsstat(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 	w.Uint32(status(err))
 	s.postOpAttr(w, st)
 	if err != nil {
+		return nil
+	}
+	return &sfs
+}
+
+func (s *Server) fsstat(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	sfs := s.fsQuery(r, w)
+	if sfs == nil {
 		return
 	}
 	bs := uint64(sfs.Bsize)
@@ -53,18 +64,8 @@ func linkMax(fsType int64) uint32 {
 const exfatMagic = 0x2011bab0
 
 func (s *Server) pathconf(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
-	h := fh(r)
-	if r.Err() != nil {
-		return
-	}
-	st, err := s.statHandle(h)
-	var sfs unix.Statfs_t
-	if err == nil {
-		err = unix.Fstatfs(s.table.RootFd(), &sfs)
-	}
-	w.Uint32(status(err))
-	s.postOpAttr(w, st)
-	if err != nil {
+	sfs := s.fsQuery(r, w)
+	if sfs == nil {
 		return
 	}
 	fold := int64(sfs.Type) == unix.MSDOS_SUPER_MAGIC || int64(sfs.Type) == exfatMagic
@@ -77,14 +78,7 @@ func (s *Server) pathconf(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 }
 
 func (s *Server) fsinfo(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
-	h := fh(r)
-	if r.Err() != nil {
-		return
-	}
-	st, err := s.statHandle(h)
-	w.Uint32(status(err))
-	s.postOpAttr(w, st)
-	if err != nil {
+	if s.fsQuery(r, w) == nil {
 		return
 	}
 	w.Uint32(maxIO)    // rtmax
