@@ -7,13 +7,9 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"regexp"
 	"time"
 
@@ -140,60 +136,14 @@ func runWorkload(r *reporter, spec clientvm.Spec) error {
 	return err
 }
 
-// runDurable writes, fsyncs and reports files one by one; a line is sent only after both the file
-// and its directory entry are durable by the client's own fsync.
+// runDurable streams a "durable" line for each file as soon as workload.WriteDurable made it
+// durable (content, truncate and chmod).
 func runDurable(r *reporter, spec clientvm.Spec) error {
-	dir := filepath.Join(mnt, spec.DurableDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
 	size := spec.DurableKiB << 10
 	if size == 0 {
 		size = 64 << 10
 	}
-	rng := rand.New(rand.NewPCG(uint64(spec.Seed), uint64(time.Now().UnixNano())))
-	buf := make([]byte, size)
-	for i := 0; i < spec.Durable; i++ {
-		for j := range buf {
-			buf[j] = byte(rng.Uint32())
-		}
-		// The "safe save" pattern: write a temporary name, fsync it, rename it into place. The
-		// client's directory fsync sends nothing over NFSv3, so the rename is durable only if the
-		// server committed it before replying.
-		name := fmt.Sprintf("d%05d.bin", i)
-		tmp := filepath.Join(dir, "."+name+".tmp")
-		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		// Several writes per file so the client has unstable data in flight when the server dies.
-		for off := 0; off < len(buf); off += 16 << 10 {
-			end := min(off+16<<10, len(buf))
-			if _, err := f.Write(buf[off:end]); err != nil {
-				f.Close()
-				return err
-			}
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-			return err
-		}
-		if err := d.Sync(); err != nil {
-			return err
-		}
-		sum := sha256.Sum256(buf)
-		r.line(clientvm.Line{Kind: "durable", Manifest: filepath.Join(spec.DurableDir, name) + " " + hex.EncodeToString(sum[:])})
-	}
-	return nil
+	return workload.WriteDurable(mnt, spec.DurableDir, spec.Durable, size, spec.Seed^time.Now().UnixNano(), func(d workload.DurableRecord) {
+		r.line(clientvm.Line{Kind: "durable", Manifest: d.String()})
+	})
 }

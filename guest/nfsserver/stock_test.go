@@ -30,7 +30,7 @@ func mustWrite(t testing.TB, p, s string) {
 
 func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
 
-// Point 1: nothing outside the tree can be reached, and operations on a
+// Nothing outside the tree can be reached, and operations on a
 // symlink act on the link.
 func TestContainment(t *testing.T) {
 	for _, k := range []kind{stockChroot, stockBound, ours} {
@@ -85,7 +85,7 @@ func TestContainment(t *testing.T) {
 	}
 }
 
-// Point 1 (cont.): SETATTR and RENAME of a symlink act on the link.
+// SETATTR and RENAME of a symlink act on the link.
 func TestSymlinkSetattrRename(t *testing.T) {
 	root := t.TempDir()
 	mustWrite(t, filepath.Join(root, "target"), "x")
@@ -122,7 +122,7 @@ func TestSymlinkSetattrRename(t *testing.T) {
 	}
 }
 
-// Point 2: handles survive renames of the file and its ancestors and a
+// Handles survive renames of the file and its ancestors and a
 // server restart; handles from another filesystem are STALE.
 func TestHandlesPersist(t *testing.T) {
 	for _, k := range []kind{stockChroot, ours} {
@@ -193,7 +193,7 @@ func write(c *rpcClient, h []byte, off uint64, data []byte, stable uint32) (uint
 	return st, r.Uint32(), append([]byte(nil), r.Fixed(8)...)
 }
 
-// Point 3: a WRITE is only called FILE_SYNC if it was synced; UNSTABLE
+// A WRITE is only called FILE_SYNC if it was synced; UNSTABLE
 // writes are flushed by COMMIT; the verifier changes on restart.
 func TestDurability(t *testing.T) {
 	for _, k := range []kind{stockChroot, ours} {
@@ -253,7 +253,7 @@ func TestDurability(t *testing.T) {
 	}
 }
 
-// Point 5: CREATE EXCLUSIVE, LINK, MOUNT EXPORT, correct RPC error codes.
+// CREATE EXCLUSIVE, LINK, MOUNT EXPORT, correct RPC error codes.
 func TestProcedures(t *testing.T) {
 	for _, k := range []kind{stockChroot, ours} {
 		t.Run(k.String(), func(t *testing.T) {
@@ -315,7 +315,7 @@ func TestProcedures(t *testing.T) {
 
 func itoa(v uint32) string { return fmt.Sprint(v) }
 
-// Point 6: fileid, nlink, times, special bits, fsid; FSINFO and FSSTAT; the
+// Fileid, nlink, times, special bits, fsid; FSINFO and FSSTAT; the
 // attributes in LOOKUP (go-nfs) and GETATTR (ours) agree.
 func TestAttributes(t *testing.T) {
 	for _, k := range []kind{stockChroot, ours} {
@@ -378,7 +378,7 @@ func TestAttributes(t *testing.T) {
 	}
 }
 
-// Points 7 and 8: files appear owned by the mounting user, new files get
+// Files appear owned by the mounting user, new files get
 // the drive owner's ids, and other uids are refused.
 func TestOwnershipAndAccess(t *testing.T) {
 	for _, k := range []kind{stockChroot, ours} {
