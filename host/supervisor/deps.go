@@ -18,6 +18,9 @@ type Machine interface {
 	Done() <-chan struct{} // closed when QEMU has exited
 	Err() error            // why it exited (after Done)
 	Kill() error
+	// Shutdown asks the agent to sync, unmount, close and power off, and returns with QEMU gone
+	// (escalating if the agent does not); QEMU's exit then counts as requested, not unexpected.
+	Shutdown(ctx context.Context, force bool) (*control.ShutdownReply, error)
 }
 
 // BootSpec is what Boot needs to start a VM for a session.

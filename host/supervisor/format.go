@@ -144,7 +144,7 @@ func Format(ctx context.Context, o FormatOptions, deps Deps, secret []byte, prog
 	if err != nil {
 		return nil, t.Done(fmt.Errorf("%w: %w", ErrBoot, err), "")
 	}
-	s := &sup{log: log, vm: m}
+	s := &sup{log: log, vm: m, dev: dev, deps: deps}
 	defer s.powerOff(context.Background(), err != nil)
 	hctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	_, err = m.Control().Hello(hctx, version.String())

@@ -116,6 +116,9 @@ type sup struct {
 	vm      Machine
 	stMu    sync.Mutex // guards sess.State against the control socket's readers
 	stopReq chan stopRequest
+	// answer, once a stop request has ended the session, replies to it: run calls it last, after
+	// the VM is gone, the drive flushed and the session closed, so "stopped" is the truth.
+	answer func(error)
 
 	seenSteps        map[string]bool // guest events already logged
 	hostMounted      bool
@@ -154,6 +157,11 @@ func (s *sup) state() session.State {
 }
 
 func (s *sup) run(ctx context.Context, ready func(Result)) (err error) {
+	defer func() {
+		if s.answer != nil {
+			s.answer(err)
+		}
+	}()
 	o := &s.opts
 	target := o.Target
 
@@ -485,16 +493,16 @@ func (s *sup) wait(ctx context.Context) error {
 			return s.shutdown(false)
 		case req := <-s.stopReq:
 			err := s.shutdownFor(req.force)
-			req.reply <- err
-			if err == nil || req.force {
+			if !errors.Is(err, ErrMountBusy) || req.force {
+				s.answer = req.answer // after the session has closed
 				return err
 			}
-			// Not stopped (the mount point is busy): keep serving.
+			req.answer(err) // not stopped (the mount point is busy): keep serving
 		case <-ctx.Done():
 			s.log.Note(timelog.Host, "interrupted: stopping")
 			err := s.shutdownFor(false)
-			if err == nil {
-				return nil
+			if !errors.Is(err, ErrMountBusy) {
+				return err
 			}
 			s.progress("%v", err)
 			ctx = context.Background() // a second signal is not watched: use stop --force
@@ -544,21 +552,28 @@ func (s *sup) powerOff(ctx context.Context, force bool) error {
 	default:
 		t := s.log.Start("guest shutdown")
 		sctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
-		r, serr := m.Control().Shutdown(sctx, control.ShutdownRequest{Force: force})
+		// The Machine's Shutdown, not the agent's alone: it marks the exit as requested and
+		// escalates (ACPI, QMP quit, kill) if the agent does not power off.
+		r, serr := m.Shutdown(sctx, force)
 		cancel()
-		if serr == nil {
+		if r != nil {
 			for _, ev := range r.Steps {
 				if !s.seen(ev) { // normally already streamed as events
 					s.log.Guest(ev)
 				}
 			}
+		}
+		switch {
+		case serr != nil:
+			t.Done(serr, "")
+			err = fmt.Errorf("%w: %w", ErrUncleanShutdown, serr)
+		case r == nil:
+			t.Done(nil, "the VM was already gone")
+		default:
 			t.Done(nil, "synced=%v unmounted=%v closed=%v", r.Synced, r.Unmounted, r.Closed)
 			if !r.Unmounted || !r.Closed {
 				err = fmt.Errorf("%w: the guest reported synced=%v unmounted=%v closed=%v", ErrUncleanShutdown, r.Synced, r.Unmounted, r.Closed)
 			}
-		} else {
-			t.Done(serr, "")
-			err = fmt.Errorf("%w: %w", ErrUncleanShutdown, serr)
 		}
 	}
 	t := s.log.Start("VM exit")

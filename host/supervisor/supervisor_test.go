@@ -47,6 +47,26 @@ func (f *fakeVM) Kill() error {
 	f.die(errors.New("killed"))
 	return nil
 }
+
+// Shutdown is vm.VM's: the agent's shutdown, then QEMU's exit.
+func (f *fakeVM) Shutdown(ctx context.Context, force bool) (*control.ShutdownReply, error) {
+	select {
+	case <-f.done:
+		return nil, f.exitErr
+	default:
+	}
+	r, err := f.client.Shutdown(ctx, control.ShutdownRequest{Force: force})
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return r, ctx.Err()
+	}
+	return r, nil
+}
+
 func (f *fakeVM) die(err error) {
 	f.doneOnce.Do(func() {
 		f.exitErr = err
