@@ -63,4 +63,6 @@ type Deps struct {
 	LogPath  func(id string) string
 	// LogTee, if set, also receives the session log (--foreground streams it).
 	LogTee io.Writer
+	// Flush flushes the drive's write cache after the VM is gone; nil = blockdev's Device.Flush.
+	Flush func(*blockdev.Device) error
 }

@@ -204,7 +204,7 @@ func ask(socket string, req socketRequest, timeout time.Duration) (*socketReply,
 // refused: an error matching ErrMountBusy). An error matching ErrNoAnswer means the request was
 // sent but the connection dropped before the reply: the caller must check whether the session ended.
 func RequestStop(socket string, force bool) error {
-	rep, err := ask(socket, socketRequest{Op: "stop", Force: force}, shutdownTimeout+exitTimeout+30*time.Second)
+	rep, err := ask(socket, socketRequest{Op: "stop", Force: force}, shutdownTimeout+exitTimeout+flushTimeout+30*time.Second)
 	if err != nil {
 		return err
 	}

@@ -7,10 +7,12 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/luksmount/luksmount/host/blockdev"
 	"github.com/luksmount/luksmount/host/session"
 )
 
@@ -82,6 +84,67 @@ func (b bytesReader) Read(p []byte) (int, error) {
 		return 0, errors.New("EOF")
 	}
 	return copy(p, b), nil
+}
+
+// TestFlushAfterGuestDownBeforeStopped: after the guest has shut down and QEMU exited, and
+// before the stop is answered, the drive's write cache is flushed, and the log says so.
+func TestFlushAfterGuestDownBeforeStopped(t *testing.T) {
+	e := newEnv(t, "ext4.bin", "")
+	var mu sync.Mutex
+	var order []string
+	replied := false
+	e.deps.Flush = func(d *blockdev.Device) error {
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case <-e.vm.Done():
+			order = append(order, "qemu exited")
+		default:
+		}
+		if replied {
+			order = append(order, "replied")
+		}
+		order = append(order, "flush "+d.Path)
+		return nil
+	}
+	res, done := e.start(t, &scriptUI{})
+	if res == nil {
+		t.Fatalf("failed: %v", <-done)
+	}
+	if err := RequestStop(session.SocketPath(e.reg.Dirs[0], res.State.ID), false); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	replied = true
+	got := order
+	mu.Unlock()
+	<-done
+	if len(got) != 2 || got[0] != "qemu exited" || got[1] != "flush "+e.opts.Target {
+		t.Fatalf("order %q; want the flush after QEMU exited and before the reply", got)
+	}
+	if len(e.vm.shutdowns) != 1 {
+		t.Fatalf("guest shutdowns %v", e.vm.shutdowns)
+	}
+	if log := e.log(t); !containsAll(log, "guest shutdown", "flush drive cache", e.opts.Target) {
+		t.Fatalf("log lacks the flush step:\n%s", log)
+	}
+}
+
+// A flush that fails makes the stop fail: nothing says "stopped" while the cache may hold data.
+func TestFlushFailureIsReported(t *testing.T) {
+	e := newEnv(t, "ext4.bin", "")
+	e.deps.Flush = func(*blockdev.Device) error { return errors.New("input/output error") }
+	res, done := e.start(t, &scriptUI{})
+	if res == nil {
+		t.Fatalf("failed: %v", <-done)
+	}
+	err := RequestStop(session.SocketPath(e.reg.Dirs[0], res.State.ID), false)
+	if !errors.Is(err, ErrUncleanShutdown) {
+		t.Fatalf("stop with a failed flush: %v; want an error matching ErrUncleanShutdown", err)
+	}
+	if rerr := <-done; !errors.Is(rerr, ErrUncleanShutdown) {
+		t.Fatalf("Run: %v", rerr)
+	}
 }
 
 func containsAll(s string, subs ...string) bool {

@@ -585,6 +585,9 @@ func (s *sup) powerOff(ctx context.Context, force bool) error {
 		<-m.Done()
 		t.Done(fmt.Errorf("did not power off within %s: killed (%v)", exitTimeout, kerr), "")
 	}
+	if ferr := s.flushDrive(); err == nil {
+		err = ferr
+	}
 	return err
 }
 
@@ -602,6 +605,9 @@ func (s *sup) vmDied() error {
 		s.hostMounted = uerr != nil
 	}
 	s.cleanMountpoint()
+	if ferr := s.flushDrive(); ferr != nil {
+		s.log.Note(timelog.Host, "WARN: %v", ferr)
+	}
 	if why == nil {
 		why = errors.New("no exit status")
 	}
