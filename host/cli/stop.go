@@ -12,7 +12,6 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/luksmount/luksmount/host/nfsmount"
 	"github.com/luksmount/luksmount/host/session"
 	"github.com/luksmount/luksmount/host/supervisor"
 	"github.com/luksmount/luksmount/host/timelog"
@@ -32,7 +31,7 @@ func (e *env) stopCommand() *ucli.Command {
 }
 
 func (e *env) stop(c *ucli.Context) error {
-	reg := session.Default()
+	reg := supervisor.Registry()
 	var targets []session.State
 	switch {
 	case c.Bool("all") && c.NArg() > 0:
@@ -112,9 +111,7 @@ func stopOne(reg *session.Registry, st session.State, force bool) error {
 		syscall.Kill(st.SupervisorPid, syscall.SIGKILL)
 	}
 	if st.Mountpoint != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		nfsmount.New().Unmount(ctx, st.Mountpoint, true)
-		cancel()
+		supervisor.ForceUnmount(context.Background(), st.Mountpoint) // the VM is dead: straight to force, bounded
 	}
 	return waitGone(reg, st, 10*time.Second)
 }

@@ -48,6 +48,8 @@ type Host interface {
 	Mount(ctx context.Context, addr, export, mp string, extra []string, uid, gid int) error
 	// Unmount unmounts mp; force for a stale or busy mount.
 	Unmount(ctx context.Context, mp string, force bool) error
+	// ForceUnmount takes mp off at once, under a deadline, when its server (the VM) is gone.
+	ForceUnmount(ctx context.Context, mp string) error
 	// WatchUnmount sends nil once mp is no longer mounted (or an error if it can't watch).
 	WatchUnmount(ctx context.Context, mp string) <-chan error
 	// ServeOnlyHint is the command that would mount a served export.

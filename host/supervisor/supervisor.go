@@ -447,6 +447,11 @@ func (s *sup) hostMount(ctx context.Context, label, addr, export string) error {
 	h := s.deps.Host
 	t := s.log.Start("host mount")
 	mp := o.Mountpoint
+	created := mp == ""
+	if !created {
+		_, serr := os.Stat(mp)
+		created = serr != nil
+	}
 	var err error
 	mp, s.removeMountpoint, err = h.PrepareMountpoint(mp, label, o.UID, o.GID)
 	if err != nil {
@@ -457,7 +462,7 @@ func (s *sup) hostMount(ctx context.Context, label, addr, export string) error {
 		return t.Done(fmt.Errorf("%w: %w", ErrHostMount, err), "")
 	}
 	s.hostMounted = true
-	s.update(func(st *session.State) { st.Mountpoint = mp })
+	s.update(func(st *session.State) { st.Mountpoint, st.MountpointCreated = mp, created })
 	t.Done(nil, "%s:%s on %s", addr, export, mp)
 	s.progress("mounted on %s in %s", mp, timelog.FormatDuration(t.Elapsed()))
 	return nil
@@ -600,7 +605,7 @@ func (s *sup) vmDied() error {
 	if s.hostMounted {
 		mp := s.state().Mountpoint
 		t := s.log.Start("force unmount")
-		uerr := s.deps.Host.Unmount(context.Background(), mp, true)
+		uerr := s.deps.Host.ForceUnmount(context.Background(), mp) // no plain umount: it would wait on the dead server
 		t.Done(uerr, "stale mount %s", mp)
 		s.hostMounted = uerr != nil
 	}
