@@ -88,7 +88,7 @@ func TestStaleSessionIsCleanedUp(t *testing.T) {
 // The lock is what says a supervisor is alive: a lock held by another process keeps the session.
 func TestLockHeldByAnotherProcess(t *testing.T) {
 	if _, err := exec.LookPath("flock"); err != nil {
-		t.Skip("flock(1) not installed")
+		t.Fatal("flock(1) (util-linux) is not installed: run `make deps`")
 	}
 	r := newRegistry(t)
 	s, err := r.Create(State{Target: "/tmp/held.img"})
