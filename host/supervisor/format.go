@@ -76,51 +76,53 @@ func Format(ctx context.Context, o FormatOptions, deps Deps, secret []byte, prog
 		}
 	}()
 
-	kdfMiB := int64(0)
-	if o.Type != "none" {
-		kdfMiB = defaultKDFMiB
-		if o.PBKDFMemoryKiB > 0 {
-			kdfMiB = int64(o.PBKDFMemoryKiB+1023) / 1024
-		}
-	}
-	size := sizeForFormat(kdfMiB, o.MemoryMiB, o.CPUs)
+	size := sizeForFormat(formatKDFMiB(o), o.MemoryMiB, o.CPUs)
 	tmp, err := os.MkdirTemp("", "luksmount-format-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	s.progress("booting VM (%d MiB)...", size.MemoryMiB)
-	t := s.log.Start("boot VM")
-	bctx, cancel := context.WithTimeout(ctx, bootTimeout)
-	b := <-s.startBoot(bctx, s.bootSpec(size, tmp, logPath))
-	cancel()
-	if b.err != nil {
-		return nil, t.Done(b.err, "")
-	}
-	s.vm = b.m
 	// Every way out powers the VM off; the closure sees the final err (forcing after a failure).
 	defer func() { s.powerOff(context.Background(), err != nil) }()
-	if err := s.hello(ctx, t); err != nil {
+	if err := s.bootAndHello(ctx, size, tmp, logPath); err != nil {
 		return nil, err
 	}
-	s.progress("booted in %s; formatting...", timelog.FormatDuration(t.Elapsed()))
+	if rep, err = s.formatInVM(ctx, o, secret); err != nil {
+		return nil, err
+	}
+	// Power off cleanly (the guest syncs before it replies, the drive is flushed after).
+	if err := s.powerOff(ctx, false); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
 
-	t = s.log.Start("format")
+// formatKDFMiB is the key derivation memory the new keyslot will need (0: no encryption).
+func formatKDFMiB(o FormatOptions) int64 {
+	switch {
+	case o.Type == "none":
+		return 0
+	case o.PBKDFMemoryKiB > 0:
+		return int64(o.PBKDFMemoryKiB+1023) / 1024
+	}
+	return defaultKDFMiB
+}
+
+// formatInVM has the agent create the container and filesystem.
+func (s *sup) formatInVM(ctx context.Context, o FormatOptions, secret []byte) (*control.FormatReply, error) {
+	s.progress("formatting...")
+	t := s.log.Start("format")
 	fctx, cancel := context.WithTimeout(ctx, unlockTimeout)
-	rep, err = s.vm.Control().Format(fctx, control.FormatRequest{
+	rep, err := s.vm.Control().Format(fctx, control.FormatRequest{
 		Type: o.Type, Label: o.Label, PBKDFMemoryKiB: o.PBKDFMemoryKiB, IterTimeMS: o.IterTimeMS,
 		PBKDFForceIterations: o.PBKDFForceIterations,
 	}, secret)
 	cancel()
 	if err != nil {
-		return nil, t.Done(fmt.Errorf("cannot format %s: %w", dev.Path, err), "")
+		return nil, t.Done(fmt.Errorf("cannot format %s: %w", s.dev.Path, err), "")
 	}
 	t.Done(nil, "luks uuid %s, fs uuid %s", rep.LUKSUUID, rep.FSUUID)
 	s.progress("formatted in %s", timelog.FormatDuration(t.Elapsed()))
-	// Power off cleanly (the guest syncs before it replies, the drive is flushed after).
-	if err := s.powerOff(ctx, false); err != nil {
-		return nil, err
-	}
 	return rep, nil
 }
 

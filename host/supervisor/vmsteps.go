@@ -98,3 +98,22 @@ func (s *sup) hello(ctx context.Context, t *timelog.Timer) error {
 	}
 	return nil
 }
+
+// bootAndHello boots the VM for s.dev at size (sockets in dir, console next to logPath) and waits
+// for the agent's Hello. Once it returns, s.vm may be set even on error: power it off.
+func (s *sup) bootAndHello(ctx context.Context, size vmSize, dir, logPath string) error {
+	s.progress("booting VM (%d MiB)...", size.MemoryMiB)
+	t := s.log.Start("boot VM")
+	bctx, cancel := context.WithTimeout(ctx, bootTimeout)
+	b := <-s.startBoot(bctx, s.bootSpec(size, dir, logPath))
+	cancel()
+	if b.err != nil {
+		return t.Done(b.err, "")
+	}
+	s.setVM(b.m)
+	if err := s.hello(ctx, t); err != nil {
+		return err
+	}
+	s.progress("booted in %s", timelog.FormatDuration(t.Elapsed()))
+	return nil
+}
