@@ -105,7 +105,9 @@ func (s *sup) serveSocket(ctx context.Context, c net.Conn) {
 			<-answered
 			return
 		case <-ctx.Done():
-			rep.Error = "the session is already stopping"
+			// Another stop (or the unmount) is ending the session: hang up without an answer;
+			// the CLI then watches the session end and reports that (see RequestStop).
+			return
 		}
 	default:
 		rep.Error = fmt.Sprintf("unknown request %q", req.Op)

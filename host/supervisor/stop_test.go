@@ -155,3 +155,30 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
+
+// Two stops at once: both end up knowing the session ended (the second by watching it: no answer
+// comes, so the CLI checks the lock, as stop does).
+func TestTwoStopsAtOnce(t *testing.T) {
+	e := newEnv(t, "ext4.bin", "")
+	res, done := e.start(t, &scriptUI{})
+	if res == nil {
+		t.Fatalf("failed: %v", <-done)
+	}
+	sock := session.SocketPath(e.reg.Dirs[0], res.State.ID)
+	errs := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() { errs <- RequestStop(sock, false) }()
+	}
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil && !errors.Is(err, ErrNoAnswer) {
+			t.Fatalf("a concurrent stop failed with %v; want success or ErrNoAnswer (then the CLI checks)", err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(e.vm.shutdowns) != 1 {
+		t.Fatalf("shutdowns %v", e.vm.shutdowns)
+	}
+	e.noSessions(t)
+}
