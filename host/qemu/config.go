@@ -348,10 +348,9 @@ func tcgAccel(cpus int) string {
 //
 // Caching: the device always advertises a volatile write cache (write-cache=on), so the guest sends
 // FLUSH for every barrier (ext4 commits, fsync, unmount) and QEMU turns each into fdatasync on the
-// host file or device; nothing is acknowledged to the guest as durable before the host says it is.
-// On macOS that flush is fsync, which neither a raw disk (spec_vnops.c spec_fsync_internal) nor APFS
-// passes to the drive's cache (QEMU never uses F_FULLFSYNC, file-posix.c handle_aiocb_flush): the
-// supervisor flushes the drive itself after QEMU exits. On Linux, host devices are opened with O_DIRECT (cache.direct=on, QEMU's
+// host file or device (block/file-posix.c handle_aiocb_flush; never F_FULLFSYNC, so on macOS it
+// does not reach the drive's cache: the supervisor flushes that after QEMU exits, see
+// blockdev.Device.Flush). On Linux, host devices are opened with O_DIRECT (cache.direct=on, QEMU's
 // cache=none) so the data is not cached twice and host RAM use stays flat; regular files (tests) may
 // sit on tmpfs, which has no O_DIRECT, so they use the page cache (cache=writeback). macOS has no
 // O_DIRECT, so it is writeback there too.
