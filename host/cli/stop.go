@@ -94,7 +94,8 @@ func stopOne(reg *session.Registry, st session.State, force bool) error {
 	if err == nil {
 		return waitGone(reg, st, 60*time.Second)
 	}
-	if errors.Is(err, supervisor.ErrNoAnswer) {
+	if _, ferr := reg.Find(st.ID); errors.Is(err, supervisor.ErrNoAnswer) || errors.Is(ferr, session.ErrNoSession) {
+		// No answer, or none possible because the session ended meanwhile: find out how it ended.
 		return afterDroppedStop(reg, st, err)
 	}
 	if errors.Is(err, supervisor.ErrMountBusy) && !force {
