@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"net"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -170,7 +172,9 @@ func TestTwoStopsAtOnce(t *testing.T) {
 		go func() { errs <- RequestStop(sock, false) }()
 	}
 	for i := 0; i < 2; i++ {
-		if err := <-errs; err != nil && !errors.Is(err, ErrNoAnswer) {
+		// The later stop may also find the socket already gone (the first one finished): that is
+		// a session that ended, which the CLI reports from the lock and the log.
+		if err := <-errs; err != nil && !errors.Is(err, ErrNoAnswer) && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Fatalf("a concurrent stop failed with %v; want success or ErrNoAnswer (then the CLI checks)", err)
 		}
 	}
