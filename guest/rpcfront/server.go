@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -82,6 +83,7 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	lastRefusal time.Time
+	accepted    atomic.Int64 // connections admitted or refused (tests wait on it)
 }
 
 // ErrServerClosed is returned by Serve after Close.
@@ -148,6 +150,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return nil
 		}
 		st, ok := s.admitLocked(c)
+		s.accepted.Add(1)
 		if !ok {
 			logIt := time.Since(s.lastRefusal) > 10*time.Second // a flood is logged once per 10 s
 			if logIt {
