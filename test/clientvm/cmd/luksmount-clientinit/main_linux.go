@@ -13,68 +13,37 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/luksmount/luksmount/guest/channel"
-	"github.com/luksmount/luksmount/guest/initsys"
-	"github.com/luksmount/luksmount/guest/netconf"
 	"github.com/luksmount/luksmount/test/clientvm"
+	"github.com/luksmount/luksmount/test/clientvm/guestkit"
 	"github.com/luksmount/luksmount/test/workload"
 	"golang.org/x/sys/unix"
 )
 
-const mnt = "/mnt/nfs"
+const mnt = guestkit.Mnt
 
-type reporter struct {
-	out   *os.File
-	start time.Time
-}
+type reporter struct{ port *guestkit.Port }
 
-func (r *reporter) line(l clientvm.Line) {
-	b, _ := json.Marshal(l)
-	b = append(b, '\n')
-	if r.out != nil {
-		r.out.Write(b)
-	}
-	os.Stderr.Write(b) // the console too, for a human reading a failed run
-}
+func (r *reporter) line(l clientvm.Line) { r.port.Write(l) }
 
 func (r *reporter) step(name string, t0 time.Time) {
 	r.line(clientvm.Line{Kind: "step", Step: name, Seconds: time.Since(t0).Seconds()})
 }
 
 func main() {
-	r := &reporter{start: time.Now()}
-	err := run(r)
+	t0 := time.Now()
+	port, err := guestkit.Boot(clientvm.ResultsPort)
+	r := &reporter{port: port}
+	if err == nil {
+		r.step("boot", t0)
+		err = run(r)
+	}
 	if err != nil {
 		r.line(clientvm.Line{Kind: "error", Error: err.Error()})
 	}
-	initsys.Sync()
-	if r.out != nil {
-		r.out.Sync()
-	}
-	time.Sleep(200 * time.Millisecond) // let the port drain before the power goes
-	initsys.PowerOff()
-	select {}
+	port.PowerOff()
 }
 
 func run(r *reporter) error {
-	t0 := time.Now()
-	if err := initsys.MountBase(); err != nil {
-		return fmt.Errorf("base mounts: %w", err)
-	}
-	if f, err := os.Open("/etc/luksmount/modules"); err == nil {
-		paths, _ := initsys.ParseModules(f)
-		f.Close()
-		for _, m := range initsys.LoadModules(paths) {
-			if m.Err != nil {
-				fmt.Fprintf(os.Stderr, "module %s: %v\n", m.Path, m.Err)
-			}
-		}
-	}
-	if p, err := channel.FindPort("/sys/class/virtio-ports", clientvm.ResultsPort); err == nil {
-		r.out, _ = os.OpenFile(p, os.O_WRONLY, 0)
-	}
-	r.step("boot", t0)
-
 	b, err := os.ReadFile(clientvm.SpecPath)
 	if err != nil {
 		return fmt.Errorf("no test spec: %w", err)
@@ -84,21 +53,14 @@ func run(r *reporter) error {
 		return fmt.Errorf("bad test spec: %w", err)
 	}
 	t := time.Now()
-	if err := netconf.Loopback(); err != nil {
-		return fmt.Errorf("network: %w", err)
-	}
-	if err := netconf.Configure(netconf.UserNet(), 2*time.Second); err != nil {
-		return fmt.Errorf("network: %w", err)
+	if err := guestkit.Network(); err != nil {
+		return err
 	}
 	r.step("network", t)
 
 	t = time.Now()
-	if err := os.MkdirAll(mnt, 0o755); err != nil {
+	if err := guestkit.MountNFS(clientvm.HostAlias, spec.Export, spec.MountData()); err != nil {
 		return err
-	}
-	src := clientvm.HostAlias + ":" + spec.Export
-	if err := unix.Mount(src, mnt, "nfs", 0, spec.MountData()); err != nil {
-		return fmt.Errorf("mount -t nfs %s %s -o %s: %w", src, mnt, spec.MountData(), err)
 	}
 	r.step("nfs mount", t)
 
@@ -116,8 +78,8 @@ func run(r *reporter) error {
 		return nil
 	}
 	t = time.Now()
-	if err := unix.Unmount(mnt, 0); err != nil {
-		return fmt.Errorf("umount %s: %w", mnt, err)
+	if err := guestkit.UnmountNFS(); err != nil {
+		return err
 	}
 	r.step("nfs unmount", t)
 	return nil
