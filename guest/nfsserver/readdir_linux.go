@@ -100,35 +100,10 @@ pages:
 		}
 		ents = parseDirents(buf[:m], ents[:0])
 		for _, e := range ents {
-			ino := e.ino
 			if e.name == ".." && isRoot {
-				ino = dst.Ino
+				e.ino = dst.Ino // the export's parent is itself
 			}
-			entry := &xdr.Writer{B: make([]byte, 0, 64+len(e.name))}
-			entry.Bool(true)
-			entry.Uint64(ino)
-			entry.String(e.name)
-			entry.Uint64(e.off)
-			dsize := len(entry.B)
-			if plus {
-				if e.name == "." || e.name == ".." {
-					entry.Bool(false)
-					entry.Bool(false)
-				} else {
-					var st unix.Stat_t
-					if err := unix.Fstatat(dfd, e.name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
-						s.postOpAttr(entry, &st)
-					} else {
-						entry.Bool(false)
-					}
-					if eh, err := s.table.At(dfd, e.name); err == nil {
-						entry.Bool(true)
-						entry.Opaque(eh)
-					} else {
-						entry.Bool(false)
-					}
-				}
-			}
+			entry, dsize := s.direntry(dfd, e, plus)
 			if used+len(entry.B) > int(maxcount) || (plus && dused+dsize > int(dircount)) {
 				break pages
 			}
@@ -150,4 +125,36 @@ pages:
 	}
 	w.Bool(false)
 	w.Bool(eof)
+}
+
+// direntry encodes one entry3 (entryplus3 with plus: attributes and handle
+// too, none for "." and ".."); dsize is what counts against dircount.
+func (s *Server) direntry(dfd int, e dirent, plus bool) (entry *xdr.Writer, dsize int) {
+	entry = &xdr.Writer{B: make([]byte, 0, 64+len(e.name))}
+	entry.Bool(true)
+	entry.Uint64(e.ino)
+	entry.String(e.name)
+	entry.Uint64(e.off)
+	dsize = len(entry.B)
+	if !plus {
+		return entry, dsize
+	}
+	if e.name == "." || e.name == ".." {
+		entry.Bool(false)
+		entry.Bool(false)
+		return entry, dsize
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, e.name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+		s.postOpAttr(entry, &st)
+	} else {
+		entry.Bool(false)
+	}
+	if eh, err := s.table.At(dfd, e.name); err == nil {
+		entry.Bool(true)
+		entry.Opaque(eh)
+	} else {
+		entry.Bool(false)
+	}
+	return entry, dsize
 }

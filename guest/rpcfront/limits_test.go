@@ -35,13 +35,15 @@ func TestConnectionCap(t *testing.T) {
 	}
 	go s.Serve(l)
 	defer s.Close()
+	accepted := 0 // connections the accept loop has handled
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", l.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		time.Sleep(50 * time.Millisecond) // accepted
+		accepted++
+		waitFor(t, func() bool { return s.accepted.Load() == int64(accepted) })
 		return c
 	}
 	a := dial()
@@ -59,7 +61,16 @@ func TestConnectionCap(t *testing.T) {
 	}
 	b.Write([]byte{0x80, 0, 0, 100, 1, 2}) // a record begun, not finished
 	c.Write([]byte{0x80})                  // a record mark begun
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, st := range s.conns {
+			if st.busy.Load() == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	d := dial()
 	if !closedSoon(d, time.Second) {
 		t.Fatal("a newcomer was let in although no connection was idle")
@@ -71,4 +82,14 @@ func TestConnectionCap(t *testing.T) {
 
 func nullCall(xid byte) []byte {
 	return AppendRecordMark(nil, []byte{0, 0, 0, xid, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+}
+
+// waitFor polls cond until it holds (failing after 5 s).
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("condition never held")
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -82,6 +83,7 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	lastRefusal time.Time
+	accepted    atomic.Int64 // connections admitted or refused (tests wait on it)
 }
 
 // ErrServerClosed is returned by Serve after Close.
@@ -148,6 +150,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return nil
 		}
 		st, ok := s.admitLocked(c)
+		s.accepted.Add(1)
 		if !ok {
 			logIt := time.Since(s.lastRefusal) > 10*time.Second // a flood is logged once per 10 s
 			if logIt {
@@ -164,43 +167,6 @@ func (s *Server) Serve(l net.Listener) error {
 		s.mu.Unlock()
 		go s.serveConn(c, st)
 	}
-}
-
-// admitLocked registers c. At MaxConns it first closes, to make room, a
-// connection that never sent a call (oldest first: real clients call at
-// once) or else one idle for at least minIdle (idle longest first: NFS
-// clients reconnect by themselves); if there is none, c is refused, so a
-// client that is using its connection is never cut off by a flood.
-func (s *Server) admitLocked(c net.Conn) (*connState, bool) {
-	if len(s.conns) >= s.cfg.MaxConns {
-		var victim net.Conn
-		var best int64
-		now := time.Now().UnixNano()
-		for vc, st := range s.conns {
-			if st.busy.Load() != 0 {
-				continue
-			}
-			rank := st.idleSince.Load() // smaller is closed first
-			if !st.used.Load() {
-				rank -= now // before every used connection
-			} else if now-rank < int64(minIdle) {
-				continue
-			}
-			if victim == nil || rank < best {
-				victim, best = vc, rank
-			}
-		}
-		if victim == nil {
-			return nil, false
-		}
-		victim.Close() // its serveConn removes it
-		delete(s.conns, victim)
-		s.logf("nfs: at %d connections: closed idle %s for %s", s.cfg.MaxConns, victim.RemoteAddr(), c.RemoteAddr())
-	}
-	st := &connState{}
-	st.idleSince.Store(time.Now().UnixNano())
-	s.conns[c] = st
-	return st, true
 }
 
 // Close stops the listeners, closes every connection and waits for calls in
@@ -250,16 +216,34 @@ func (s *Server) ServeConn(c net.Conn) {
 	s.serveConn(c, st)
 }
 
+// conn is one connection being served.
+type conn struct {
+	s      *Server
+	c      net.Conn
+	st     *connState
+	mem    *budget
+	w      *connWriter
+	sem    chan struct{} // calls in flight
+	order  *orderQueue
+	calls  sync.WaitGroup
+	ctx    context.Context
+	remote string
+}
+
 func (s *Server) serveConn(c net.Conn, st *connState) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
-	var calls sync.WaitGroup
-	mem := newBudget(s.cfg.ConnMemory)
+	cn := &conn{s: s, c: c, st: st, ctx: ctx, remote: c.RemoteAddr().String(),
+		mem:   newBudget(s.cfg.ConnMemory),
+		w:     &connWriter{c: c, timeout: s.cfg.WriteTimeout},
+		sem:   make(chan struct{}, s.cfg.MaxInFlight),
+		order: &orderQueue{last: map[string]chan struct{}{}},
+	}
 	defer func() {
 		cancel()
 		c.Close()
-		mem.close()
-		calls.Wait()
+		cn.mem.close()
+		cn.calls.Wait()
 		s.mu.Lock()
 		if s.conns[c] == st {
 			delete(s.conns, c)
@@ -267,72 +251,71 @@ func (s *Server) serveConn(c net.Conn, st *connState) {
 		s.mu.Unlock()
 	}()
 	br := bufio.NewReaderSize(c, readBufSize)
-	w := &connWriter{c: c, timeout: s.cfg.WriteTimeout}
-	sem := make(chan struct{}, s.cfg.MaxInFlight)
-	order := &orderQueue{last: map[string]chan struct{}{}}
-	remote := c.RemoteAddr().String()
-	sizer, _ := s.d.(ReplySizer)
 	for {
-		rec, err := s.readRecord(c, br, st, mem)
+		rec, err := s.readRecord(c, br, st, cn.mem)
 		if err != nil {
 			if errors.Is(err, ErrRecordTooLarge) || errors.Is(err, os.ErrDeadlineExceeded) {
 				s.logf("nfs: dropping connection from %s: %v", c.RemoteAddr(), err)
 			}
 			return
 		}
-		// Each record is parsed once, here. The order key is taken in
-		// arrival order, before the call can race with the ones read after it.
-		call, perr := ParseCall(rec)
-		if call != nil {
-			call.Remote = remote
-		}
-		var key string
-		var wait <-chan struct{}
-		var done chan struct{}
-		if o, ok := s.d.(Orderer); ok && perr == nil {
-			key = o.OrderKey(call)
-		}
-		// The reply's room is taken before the call runs, so replies no
-		// client reads cannot pile up.
-		held := len(rec)
-		replyRoom := defaultReplySize
-		if sizer != nil && perr == nil {
-			replyRoom = sizer.MaxReplySize(call)
-		}
-		if !mem.acquire(replyRoom) {
-			mem.release(held)
-			st.leave()
+		if !cn.start(rec) {
 			return
 		}
-		held += replyRoom
-		sem <- struct{}{}
-		if key != "" {
-			wait, done = order.enter(key)
-		}
-		calls.Add(1)
-		go func() {
-			defer calls.Done()
-			defer func() { <-sem }()
-			defer st.leave()
-			defer func() { mem.release(held) }()
-			if key != "" {
-				defer order.leave(key, done)
-				if wait != nil {
-					<-wait
-				}
-			}
-			reply := s.handle(ctx, call, perr)
-			if len(reply) > replyRoom { // misestimated: account the truth
-				mem.release(replyRoom - len(reply))
-				held += len(reply) - replyRoom
-			}
-			if reply != nil {
-				if err := w.send(reply); err != nil {
-					c.Close()
-				}
-			}
-		}()
 	}
+}
+
+// start parses a record (once, here) and runs its call in a goroutine. The
+// order key is taken in arrival order, before the call can race with the
+// ones read after it, and the reply's room is taken before the call runs,
+// so replies no client reads cannot pile up. False: the connection closed.
+func (cn *conn) start(rec []byte) bool {
+	call, perr := ParseCall(rec)
+	if call != nil {
+		call.Remote = cn.remote
+	}
+	var key string
+	if o, ok := cn.s.d.(Orderer); ok && perr == nil {
+		key = o.OrderKey(call)
+	}
+	held, room := len(rec), defaultReplySize
+	if sz, ok := cn.s.d.(ReplySizer); ok && perr == nil {
+		room = sz.MaxReplySize(call)
+	}
+	if !cn.mem.acquire(room) {
+		cn.mem.release(held)
+		cn.st.leave()
+		return false
+	}
+	held += room
+	cn.sem <- struct{}{}
+	var wait <-chan struct{}
+	var done chan struct{}
+	if key != "" {
+		wait, done = cn.order.enter(key)
+	}
+	cn.calls.Add(1)
+	go func() {
+		defer cn.calls.Done()
+		defer func() { <-cn.sem }()
+		defer cn.st.leave()
+		defer func() { cn.mem.release(held) }()
+		if key != "" {
+			defer cn.order.leave(key, done)
+			if wait != nil {
+				<-wait
+			}
+		}
+		reply := cn.s.handle(cn.ctx, call, perr)
+		if len(reply) > room { // misestimated: account the truth
+			cn.mem.release(room - len(reply))
+			held += len(reply) - room
+		}
+		if reply != nil && cn.w.send(reply) != nil {
+			cn.c.Close()
+		}
+	}()
+	return true
 }
 
 // Handle answers one record: parses it, checks credentials and dispatches,
@@ -368,32 +351,4 @@ func (s *Server) handle(ctx context.Context, call *Call, err error) (reply []byt
 		}
 	}()
 	return s.d.Dispatch(ctx, call)
-}
-
-// readRecord waits (without a deadline: idle connections are fine) for the
-// next record to begin, then reads it with RecordTimeout per fragment, its
-// bytes taken from mem before they are allocated. On success the record
-// counts as a call in flight on st and holds len(rec) bytes of mem.
-func (s *Server) readRecord(c net.Conn, br *bufio.Reader, st *connState, mem *budget) ([]byte, error) {
-	c.SetReadDeadline(time.Time{})
-	if _, err := br.Peek(1); err != nil {
-		return nil, err
-	}
-	st.enter()
-	c.SetReadDeadline(time.Now().Add(s.cfg.RecordTimeout)) // a record mark sent in part
-	held := 0
-	rec, err := readFragments(br, s.cfg.MaxRecord, func(n int) error {
-		if !mem.acquire(n) {
-			return net.ErrClosed
-		}
-		held += n
-		c.SetReadDeadline(time.Now().Add(s.cfg.RecordTimeout))
-		return nil
-	})
-	if err != nil {
-		mem.release(held)
-		st.leave()
-		return nil, err
-	}
-	return rec, nil
 }
