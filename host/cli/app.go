@@ -71,6 +71,7 @@ func (e *env) app() *ucli.App {
 			e.listCommand(),
 			e.formatCommand(),
 			e.versionCommand(),
+			e.doctorCommand(),
 			e.superviseCommand(),
 		},
 	}
