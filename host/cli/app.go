@@ -72,6 +72,7 @@ func (e *env) app() *ucli.App {
 			e.formatCommand(),
 			e.versionCommand(),
 			e.doctorCommand(),
+			e.selftestCommand(),
 			e.superviseCommand(),
 		},
 	}

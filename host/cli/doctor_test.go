@@ -24,7 +24,9 @@ func runDoctor(t *testing.T, env func() doctor.Env, args ...string) (int, string
 func TestDoctorExitCodes(t *testing.T) {
 	good := func() doctor.Env {
 		e := doctor.Local()
-		e.FindImages = func(a string) (string, string, error) { return "/prefix/share/luksmount/" + a, images.SourceInstalled, nil }
+		e.FindImages = func(a string) (string, string, error) {
+			return "/prefix/share/luksmount/" + a, images.SourceInstalled, nil
+		}
 		e.VerifySums = func(string) error { return nil }
 		e.FindQEMU = func(string) (string, error) { return "/usr/bin/qemu", nil }
 		e.Run = func(string, ...string) ([]byte, error) { return []byte("QEMU emulator version 8.2.0\n"), nil }
@@ -44,7 +46,9 @@ func TestDoctorExitCodes(t *testing.T) {
 	}
 	noImages := func() doctor.Env {
 		e := good()
-		e.FindImages = func(a string) (string, string, error) { return "", "", &images.NotFoundError{Arch: a, Searched: []string{"/x"}} }
+		e.FindImages = func(a string) (string, string, error) {
+			return "", "", &images.NotFoundError{Arch: a, Searched: []string{"/x"}}
+		}
 		return e
 	}
 	code, out := runDoctor(t, noImages, "--json")

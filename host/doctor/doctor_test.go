@@ -114,13 +114,17 @@ func TestChecks(t *testing.T) {
 		fix    string // in Fix
 	}{
 		{"darwin", "no qemu", func(e *Env) {
-			e.FindQEMU = func(n string) (string, error) { return "", errors.New("QEMU not found: " + n + " is not in PATH; install it (brew install qemu)") }
+			e.FindQEMU = func(n string) (string, error) {
+				return "", errors.New("QEMU not found: " + n + " is not in PATH; install it (brew install qemu)")
+			}
 		}, "qemu", Fail, "qemu-system-aarch64 is not in PATH", "brew install qemu"},
 		{"linux", "no qemu", func(e *Env) {
 			e.FindQEMU = func(n string) (string, error) { return "", errors.New("QEMU not found") }
 		}, "qemu", Fail, "QEMU not found", "apt-get install qemu-system-x86"},
 		{"linux", "old qemu", func(e *Env) {
-			e.Run = func(string, ...string) ([]byte, error) { return []byte("QEMU emulator version 6.2.0 (Debian 1:6.2+dfsg-2ubuntu6)\n"), nil }
+			e.Run = func(string, ...string) ([]byte, error) {
+				return []byte("QEMU emulator version 6.2.0 (Debian 1:6.2+dfsg-2ubuntu6)\n"), nil
+			}
 		}, "qemu", Fail, "QEMU 6.2.0; luksmount needs 7.2", "upgrade QEMU"},
 		{"darwin", "old qemu", func(e *Env) {
 			e.Run = func(string, ...string) ([]byte, error) { return []byte("QEMU emulator version 7.1.0\n"), nil }
@@ -266,8 +270,8 @@ func TestParseNFSConf(t *testing.T) {
 func TestParseQEMUVersion(t *testing.T) {
 	for in, want := range map[string][3]int{
 		"QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\n": {7, 2, 22},
-		"QEMU emulator version 10.0.2\n":                                  {10, 0, 2},
-		"QEMU emulator version 8.2\n":                                     {8, 2, 0},
+		"QEMU emulator version 10.0.2\n":                                   {10, 0, 2},
+		"QEMU emulator version 8.2\n":                                      {8, 2, 0},
 	} {
 		a, b, c, err := ParseQEMUVersion([]byte(in))
 		if err != nil || [3]int{a, b, c} != want {
