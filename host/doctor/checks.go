@@ -104,29 +104,20 @@ func checkQEMU(env Env) (string, Check) {
 	return path, c
 }
 
-func checkQEMUOwner(env Env, qemuPath string) Check {
+func checkQEMUOwner(env Env) Check {
 	c := Check{Name: "qemu-owner"}
-	q, err := env.Owner(qemuPath)
+	o, err := env.QEMUOwnership(qemu.BinaryFor(guestArch(env)))
 	if err != nil {
-		c.Status, c.Message = Warn, fmt.Sprintf("cannot tell who owns %s: %v", qemuPath, err)
+		c.Status, c.Message = Warn, fmt.Sprintf("cannot tell who owns QEMU and luksmount: %v", err)
 		return c
 	}
-	l, err := env.Owner(env.Executable)
-	if err != nil {
-		c.Status, c.Message = Warn, fmt.Sprintf("cannot tell who owns %s: %v", env.Executable, err)
+	c.Detail = map[string]string{"qemu_uid": strconv.Itoa(o.QEMUUID), "luksmount_uid": strconv.Itoa(o.SelfUID)}
+	// A root-owned QEMU that only root can write is no risk, whoever owns luksmount.
+	if o.QEMUWritableByOthers || o.QEMUUID != o.SelfUID && o.QEMUUID != 0 {
+		c.Status, c.Message, c.Fix = Warn, o.Warning(), FixQEMUOwner(o.QEMUPath)
 		return c
 	}
-	c.Detail = map[string]string{"qemu_uid": strconv.Itoa(q), "luksmount_uid": strconv.Itoa(l)}
-	if q != l && q != 0 {
-		c.Status = Warn
-		c.Message = fmt.Sprintf("%s belongs to uid %d, luksmount (%s) to uid %d: whoever can write QEMU can act with luksmount's rights", qemuPath, q, env.Executable, l)
-		c.Fix = FixQEMUOwner(qemuPath)
-		return c
-	}
-	c.Status, c.Message = OK, fmt.Sprintf("QEMU and luksmount have the same owner (uid %d)", l)
-	if q == 0 && l != 0 {
-		c.Message = "QEMU belongs to root"
-	}
+	c.Status, c.Message = OK, fmt.Sprintf("QEMU (uid %d) and luksmount (uid %d): only they or root can change what sudo luksmount runs", o.QEMUUID, o.SelfUID)
 	return c
 }
 

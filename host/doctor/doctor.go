@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"encoding/json"
+
+	"github.com/luksmount/luksmount/host/vm"
 )
 
 // Status of one check.
@@ -56,8 +58,9 @@ type Env struct {
 	Run      func(name string, args ...string) ([]byte, error)
 	ReadFile func(name string) ([]byte, error)
 	Stat     func(name string) (fs.FileInfo, error)
-	// Owner returns the uid owning a file (after following symlinks).
-	Owner func(name string) (int, error)
+	// QEMUOwnership compares the owners of QEMU (found by binary name) and luksmount
+	// (host/vm.QEMUOwnership).
+	QEMUOwnership func(name string) (vm.Ownership, error)
 	// Sysctl reads an integer sysctl (macOS kern.hv_support).
 	Sysctl func(name string) (uint32, error)
 	// KVM opens /dev/kvm and creates (and closes) a VM: a device node that opens is not enough.
@@ -90,7 +93,7 @@ func Run(env Env) Report {
 	qemuPath, c := checkQEMU(env)
 	add(c)
 	if qemuPath != "" {
-		add(checkQEMUOwner(env, qemuPath))
+		add(checkQEMUOwner(env))
 	}
 	switch env.GOOS {
 	case "darwin":

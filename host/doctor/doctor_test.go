@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/luksmount/luksmount/host/images"
+	"github.com/luksmount/luksmount/host/vm"
 )
 
 // fixture is a machine on which every check passes; cases break one thing each.
@@ -53,7 +54,9 @@ func fixture(goos string) Env {
 			}
 			return nil, fs.ErrNotExist
 		},
-		Owner:         func(string) (int, error) { return 501, nil },
+		QEMUOwnership: func(n string) (vm.Ownership, error) {
+			return vm.Ownership{QEMUPath: qemuBin, SelfPath: "/opt/homebrew/Cellar/luksmount/1.0.0/bin/luksmount", QEMUUID: 501, SelfUID: 501}, nil
+		},
 		Sysctl:        func(n string) (uint32, error) { return 1, nil },
 		KVM:           func() error { return nil },
 		RawDiskAccess: func() error { return nil },
@@ -133,13 +136,20 @@ func TestChecks(t *testing.T) {
 			e.Run = func(string, ...string) ([]byte, error) { return []byte("qemu nightly\n"), nil }
 		}, "qemu", Warn, "unrecognised --version output", ""},
 		{"darwin", "qemu from another user", func(e *Env) {
-			e.Owner = func(n string) (int, error) {
-				if strings.Contains(n, "qemu") {
-					return 502, nil
-				}
-				return 501, nil
+			e.QEMUOwnership = func(string) (vm.Ownership, error) {
+				return vm.Ownership{QEMUPath: "/opt/homebrew/bin/qemu-system-aarch64", SelfPath: "/usr/local/bin/luksmount", QEMUUID: 502, SelfUID: 501}, nil
 			}
-		}, "qemu-owner", Warn, "belongs to uid 502, luksmount", "writable only by you or root"},
+		}, "qemu-owner", Warn, "belongs to uid 502", "writable only by you or root"},
+		{"darwin", "qemu writable by others", func(e *Env) {
+			e.QEMUOwnership = func(string) (vm.Ownership, error) {
+				return vm.Ownership{QEMUPath: "/opt/homebrew/bin/qemu-system-aarch64", QEMUUID: 501, SelfUID: 501, QEMUWritableByOthers: true}, nil
+			}
+		}, "qemu-owner", Warn, "chmod go-w", "writable only by you or root"},
+		{"linux", "root's qemu, a user's luksmount", func(e *Env) {
+			e.QEMUOwnership = func(string) (vm.Ownership, error) {
+				return vm.Ownership{QEMUPath: "/usr/bin/qemu-system-x86_64", QEMUUID: 0, SelfUID: 1000}, nil
+			}
+		}, "qemu-owner", OK, "uid 0", ""},
 		{"darwin", "no hvf", func(e *Env) { e.Sysctl = func(string) (uint32, error) { return 0, nil } }, "accel", Warn, "kern.hv_support is not 1", ""},
 		{"darwin", "unsigned qemu", func(e *Env) {
 			e.Run = func(n string, a ...string) ([]byte, error) {

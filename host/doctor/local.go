@@ -28,11 +28,11 @@ func Local() Env {
 		Run: func(name string, args ...string) ([]byte, error) {
 			return exec.Command(name, args...).CombinedOutput()
 		},
-		ReadFile: os.ReadFile,
-		Stat:     os.Stat,
-		Owner:    fileOwner,
-		Sysctl:   sysctlUint32,
-		KVM:      probeKVM,
+		ReadFile:      os.ReadFile,
+		Stat:          os.Stat,
+		QEMUOwnership: vm.QEMUOwnership,
+		Sysctl:        sysctlUint32,
+		KVM:           probeKVM,
 		RawDiskAccess: func() error {
 			return rawDiskAccess(session.Invoker().Home)
 		},
