@@ -401,12 +401,16 @@ func (rn *runner) cleanEnd(ctx context.Context) (string, error) {
 		}
 	}
 	rn.served = false
+	// The session leaves `status` before its supervisor has exited: give both a moment.
+	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	waitGone(pctx, rn.sess.VMPid, rn.sess.SupervisorPid)
+	cancel()
 	for _, p := range []struct {
 		what string
 		pid  int
 	}{{"QEMU", rn.sess.VMPid}, {"supervisor", rn.sess.SupervisorPid}} {
 		if alive(p.pid) {
-			return "", fmt.Errorf("%s (pid %d) still running after the session ended", p.what, p.pid)
+			return "", fmt.Errorf("%s (pid %d) still running 20 s after the session ended", p.what, p.pid)
 		}
 	}
 	log, err := rn.lm(ctx, false, "log", rn.img)
