@@ -77,7 +77,7 @@ func TestWithinGivesUp(t *testing.T) {
 
 func TestReport(t *testing.T) {
 	r := &Report{Mode: "serve-only", WriteMBps: 12.5, ReadMBps: 30,
-		Steps: []Step{{Name: "format", Took: time.Second, Note: "LUKS2"}, {Name: "mount", At: time.Second, Took: 2 * time.Second, Err: "boom"}},
+		Steps:  []Step{{Name: "format", Took: time.Second, Note: "LUKS2"}, {Name: "mount", At: time.Second, Took: 2 * time.Second, Err: "boom"}},
 		Failed: []string{"mount: boom"}}
 	var b bytes.Buffer
 	r.WriteText(&b)
