@@ -60,6 +60,10 @@ test: deps images host ## everything CI runs: unit tests, cross builds, fuzz, VM
 bench: deps images host ## benchmark tables (bench/results/<date>.json)
 	./build.sh bench
 
+.PHONY: dist
+dist: deps images ## release archives for macOS and Linux, SHA256SUMS and the Homebrew formula in dist/ (RELEASE_BASE_URL=...)
+	./build.sh dist
+
 .PHONY: clean
 clean: ## remove build outputs
-	rm -rf build bin
+	rm -rf build bin dist

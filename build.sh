@@ -4,11 +4,24 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
 GO=${GO:-go}
-VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo devel)}
+# version: a v-tag gives 1.2.0 (1.2.0-3-g<sha> after it); without one, 0.0.0-dev.<commit date>.g<sha>
+# still names the commit; -dirty marks uncommitted edits. Homebrew and archive names use it as is.
+version() {
+	local d
+	if d=$(git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null); then
+		echo "${d#v}"
+	elif d=$(TZ=UTC git log -1 --date=format-local:%Y%m%d --format=%cd.g%h --abbrev=12 2>/dev/null) && [ -n "$d" ]; then
+		git diff --quiet HEAD -- 2>/dev/null || d=$d-dirty
+		echo "0.0.0-dev.$d"
+	else
+		echo devel
+	fi
+}
+VERSION=${VERSION:-$(version)}
 LDFLAGS="-s -w -X github.com/luksmount/luksmount/pkg/version.Version=${VERSION}"
 
 # Debian packages the build and the tests use on the host.
-HOST_PACKAGES=(qemu-system-x86 qemu-system-arm qemu-utils cryptsetup-bin e2fsprogs cpio libnfs-utils lz4 xz-utils zstd kmod busybox-static ca-certificates)
+HOST_PACKAGES=(qemu-system-x86 qemu-system-arm qemu-utils cryptsetup-bin e2fsprogs cpio libnfs-utils lz4 xz-utils zstd kmod busybox-static ca-certificates ruby)
 
 step() { printf '==> %s\n' "$*" >&2; }
 timed() { # timed NAME CMD...: run CMD and print how long it took
@@ -95,6 +108,41 @@ test_vm() {
 	return $rc
 }
 
+# dist [-o DIR] [os/arch...]: release archives, SHA256SUMS and the Homebrew formula (packaging/dist).
+# Needs build/<arch> from `make images`. Archive times are the commit's, so a rerun is byte-identical.
+dist() {
+	local out=dist p goos goarch bins=.cache/dist/bin platforms=()
+	[ "${1:-}" = -o ] && { out=$2; shift 2; }
+	platforms=("$@")
+	[ $# -gt 0 ] || platforms=(darwin/arm64 darwin/amd64 linux/amd64 linux/arm64)
+	for p in "${platforms[@]}"; do
+		goos=${p%/*} goarch=${p#*/}
+		mkdir -p "$bins/$goos-$goarch"
+		GOOS=$goos GOARCH=$goarch CGO_ENABLED=0 $GO build -trimpath -buildvcs=false -ldflags "$LDFLAGS -buildid=" \
+			-o "$bins/$goos-$goarch/luksmount" ./cmd/luksmount
+	done
+	$GO run ./cmd/luksmount-dist build -version "$VERSION" -mtime "$(git log -1 --format=%ct)" -bins "$bins" -out "$out" \
+		-platforms "$(IFS=,; echo "${platforms[*]}")" -base-url "${RELEASE_BASE_URL:-https://github.com/luksmount/luksmount/releases/download/v{{version}}}" \
+		-gomodcache "$($GO env GOMODCACHE)" -goroot "$($GO env GOROOT)"
+}
+
+# dist_check: what CI checks of `make dist`: two runs give the same SHA256SUMS, the formula parses
+# (ruby -c) and its sha256s match the archives.
+dist_check() {
+	rm -rf build/dist-a build/dist-b
+	dist -o build/dist-a >/dev/null
+	dist -o build/dist-b >/dev/null
+	if ! cmp build/dist-a/SHA256SUMS build/dist-b/SHA256SUMS; then
+		diff build/dist-a/SHA256SUMS build/dist-b/SHA256SUMS >&2 || true
+		echo "make dist is not reproducible: two runs of the same commit differ (build/dist-a, build/dist-b)" >&2
+		return 1
+	fi
+	ruby -c build/dist-a/luksmount.rb >/dev/null
+	$GO run ./cmd/luksmount-dist verify -version "$VERSION" -dir build/dist-a
+	step "dist: reproducible, formula parses and matches: $(cut -c1-12 build/dist-a/SHA256SUMS | tr '\n' ' ')"
+	rm -rf build/dist-b
+}
+
 images_cmd() { # images [--variant V] [--init PATH] ARCH...: build/<arch>/{vmlinuz,initramfs.cpio.gz,SHA256SUMS}
 	VERSION=$VERSION timed "images $*" "$ROOT/initramfs/build-images.sh" "$@"
 }
@@ -116,6 +164,7 @@ test_all() {
 	t0=$(date +%s)
 	timed "unit tests (test-quick)" test_quick
 	timed "cross builds" cross
+	timed "dist (twice, compared; formula checked)" dist_check
 	timed "fuzz" fuzz
 	mkdir -p build
 	timed "VM tier" test_vm
@@ -144,8 +193,10 @@ fuzz) fuzz ;;
 test-vm) mkdir -p build && test_vm ;;
 test) test_all ;;
 bench) bench "$@" ;;
+dist) dist "$@" ;;
+dist-check) dist_check ;;
 *)
-	echo "usage: build.sh deps|host|images|verify-images|lock|cross|test-quick|fuzz|test-vm|test|bench" >&2
+	echo "usage: build.sh deps|host|images|verify-images|lock|cross|test-quick|fuzz|test-vm|test|bench|dist|dist-check" >&2
 	exit 2
 	;;
 esac

@@ -71,6 +71,8 @@ func (e *env) app() *ucli.App {
 			e.listCommand(),
 			e.formatCommand(),
 			e.versionCommand(),
+			e.doctorCommand(),
+			e.selftestCommand(),
 			e.superviseCommand(),
 		},
 	}

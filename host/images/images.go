@@ -1,5 +1,7 @@
 // Package images finds the guest kernel and initramfs for an architecture without any flag or
-// environment variable: next to the installed executable, or in the source tree for go test/run.
+// environment variable: in the installed layout next to the executable (<prefix>/bin/luksmount
+// and <prefix>/share/luksmount/<arch>/, as a release archive and Homebrew lay it out), then in
+// a built checkout (bin/ next to build/<arch>/), then in the source tree for go test/run.
 package images
 
 import (
@@ -15,6 +17,14 @@ import (
 const (
 	KernelName = "vmlinuz"
 	InitrdName = "initramfs.cpio.gz"
+	SumsName   = "SHA256SUMS" // sha256sum format, written by the image builder
+)
+
+// Where the images were found, from most to least trusted.
+const (
+	SourceInstalled = "installed" // <prefix>/share/luksmount/<arch>
+	SourceCheckout  = "checkout"  // a built source checkout's build/<arch>
+	SourceGoTest    = "go test"   // the source tree, for binaries go test/go run built
 )
 
 // modulePath identifies luksmount's own source tree when walking up from the working directory.
@@ -24,6 +34,7 @@ const modulePath = "github.com/luksmount/luksmount"
 type Images struct {
 	Arch   string
 	Dir    string // the directory both were found in
+	Source string // SourceInstalled, SourceCheckout or SourceGoTest
 	Kernel string // absolute path of vmlinuz
 	Initrd string // absolute path of initramfs.cpio.gz
 }
@@ -38,8 +49,11 @@ type NotFoundError struct {
 }
 
 func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("guest images for %s not found; run `make images` (looked in %s)", e.Arch, strings.Join(e.Searched, ", "))
+	return fmt.Sprintf("guest images for %s not found; %s (looked in %s)", e.Arch, Fix, strings.Join(e.Searched, ", "))
 }
+
+// Fix is what to do when the images are missing or damaged (doctor and mount say the same).
+const Fix = "reinstall luksmount (`brew reinstall luksmount`, or unpack the release archive again with its share/ directory); in a source checkout run `make images`"
 
 // Is makes errors.Is(err, ErrNotFound) work.
 func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
@@ -56,21 +70,28 @@ func Find(arch string) (*Images, error) {
 	return find(arch, exe, wd)
 }
 
-// Dirs lists the candidate directories for arch in the order Find tries them.
-func Dirs(arch, exe, wd string) []string {
-	var dirs []string
+// Candidate is one place Find looks.
+type Candidate struct {
+	Dir    string
+	Source string
+}
+
+// Dirs lists the candidate directories for arch in the order Find tries them. exe must already
+// have its symlinks resolved (Homebrew's bin/luksmount links into the Cellar, whose share/ holds
+// the images).
+func Dirs(arch, exe, wd string) []Candidate {
+	var dirs []Candidate
 	if exe != "" {
 		bin := filepath.Dir(exe)
 		dirs = append(dirs,
-			filepath.Join(bin, "..", "build", arch),              // bin/luksmount in a built checkout
-			filepath.Join(bin, "..", "share", "luksmount", arch), // /usr/local/bin + /usr/local/share
-			filepath.Join(bin, "images", arch),                   // an unpacked release archive
+			Candidate{filepath.Clean(filepath.Join(bin, "..", "share", "luksmount", arch)), SourceInstalled},
+			Candidate{filepath.Clean(filepath.Join(bin, "..", "build", arch)), SourceCheckout},
 		)
 	}
 	// go test and go run build into a temporary directory, so look in the source tree instead.
 	if wd != "" && exe != "" && isGoToolBinary(exe) {
 		if root := sourceRoot(wd); root != "" {
-			dirs = append(dirs, filepath.Join(root, "build", arch))
+			dirs = append(dirs, Candidate{filepath.Join(root, "build", arch), SourceGoTest})
 		}
 	}
 	return dirs
@@ -83,16 +104,15 @@ func find(arch, exe, wd string) (*Images, error) {
 		return nil, fmt.Errorf("no guest images exist for architecture %q; luksmount supports amd64 and arm64", arch)
 	}
 	dirs := Dirs(arch, exe, wd)
-	for _, d := range dirs {
-		d = filepath.Clean(d)
-		k, i := filepath.Join(d, KernelName), filepath.Join(d, InitrdName)
+	for _, c := range dirs {
+		k, i := filepath.Join(c.Dir, KernelName), filepath.Join(c.Dir, InitrdName)
 		if usable(k) && usable(i) {
-			return &Images{Arch: arch, Dir: d, Kernel: k, Initrd: i}, nil
+			return &Images{Arch: arch, Dir: c.Dir, Source: c.Source, Kernel: k, Initrd: i}, nil
 		}
 	}
 	searched := make([]string, len(dirs))
-	for i, d := range dirs {
-		searched[i] = filepath.Clean(d)
+	for i, c := range dirs {
+		searched[i] = c.Dir
 	}
 	return nil, &NotFoundError{Arch: arch, Searched: searched}
 }
