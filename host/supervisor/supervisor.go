@@ -120,6 +120,7 @@ type sup struct {
 	seenSteps        map[string]bool // guest events already logged
 	hostMounted      bool
 	removeMountpoint func()
+	faults           faultState // drive and filesystem faults (faults.go)
 }
 
 func (s *sup) progress(format string, args ...any) {
@@ -267,7 +268,7 @@ func (s *sup) run(ctx context.Context, ready func(Result)) (err error) {
 	go func() {
 		m, err := s.deps.Boot(bootCtx, BootSpec{
 			Device: dev, MemoryMiB: mem, CPUs: cpus, Accel: o.Accel,
-			SessionDir: s.sess.Dir, OnEvent: s.onEvent,
+			SessionDir: s.sess.Dir, OnEvent: s.onEvent, OnQMPEvent: s.onQMPEvent,
 			ConsoleLog: strings.TrimSuffix(logPath, ".log") + ".console.log",
 			Logf:       func(format string, args ...any) { s.log.Note(timelog.Host, format, args...) },
 		})
@@ -472,6 +473,8 @@ func (s *sup) wait(ctx context.Context) error {
 	}
 	for {
 		select {
+		case what := <-s.driveLostCh():
+			return s.driveLost(ctx, what)
 		case <-s.vm.Done():
 			return s.vmDied()
 		case werr := <-unmounted:
@@ -604,6 +607,7 @@ func (s *sup) onEvent(ev control.Event) {
 	if s.log != nil {
 		s.log.Guest(ev)
 	}
+	s.guestFault(ev)
 	if ev.Kind == control.EventProgress && ev.Message != "" {
 		s.ui.Progress("  " + ev.Message)
 	}
