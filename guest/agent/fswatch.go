@@ -36,6 +36,16 @@ func classifyKernel(msg string) string {
 	return ""
 }
 
+// kmsgText is the message of one /dev/kmsg record: "prio,seq,usec,flags;text\n continuation".
+func kmsgText(rec string) string {
+	_, text, ok := strings.Cut(rec, ";")
+	if !ok {
+		return ""
+	}
+	text, _, _ = strings.Cut(text, "\n")
+	return text
+}
+
 // FaultSource is where the watcher reads from: the kernel log and the mounted filesystem's space.
 type FaultSource struct {
 	// Kernel delivers kernel log messages (text only) from now on; closed when it ends.

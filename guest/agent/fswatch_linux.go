@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,15 +38,6 @@ func LinuxFaultSource(ctx context.Context) FaultSource {
 		}
 	}()
 	return FaultSource{Kernel: ch, Space: statfsSpace}
-}
-
-func kmsgText(rec string) string {
-	_, text, ok := strings.Cut(rec, ";")
-	if !ok {
-		return ""
-	}
-	text, _, _ = strings.Cut(text, "\n")
-	return text
 }
 
 func statfsSpace(path string) (free, total uint64, err error) {

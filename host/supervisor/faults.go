@@ -95,10 +95,15 @@ func (s *sup) guestFault(ev control.Event) {
 		s.faults.mu.Lock()
 		s.faults.fsError = ev.Message
 		s.faults.mu.Unlock()
+		s.progress("warning: %s", ev.Message)
 		s.update(func(st *session.State) {
-			st.Fault = "filesystem error: " + ev.Message + "; stop, then run `luksmount check " + st.Target + "`"
+			st.Fault = "filesystem error: " + strings.ReplaceAll(ev.Message, "TARGET", st.Target)
+			if !strings.Contains(st.Fault, "luksmount check") {
+				st.Fault += "; stop, then run `luksmount check " + st.Target + "`"
+			}
 		})
 	case FaultReadOnly:
+		s.progress("warning: the filesystem remounted itself read-only after an error")
 		s.update(func(st *session.State) {
 			st.ReadOnly = true
 			st.Fault = "the filesystem found an error and remounted itself read-only (writes now fail with EROFS); stop, then run `luksmount check --repair " + st.Target + "`"
