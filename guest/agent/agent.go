@@ -309,8 +309,10 @@ func (a *Agent) unlock(ctx context.Context, r *control.Request) (any, error) {
 		return nil, control.Errorf(control.CodeNotEncrypted, "%s is not LUKS-encrypted (blkid sees %s); mount it without unlocking", dev, typeOrNothing(in.Type))
 	}
 	start := a.tl.Now()
-	a.tl.Progress("unlock", "deriving the key for %s (takes a few seconds)", dev)
-	if err := a.crypt.Open(ctx, dev, req.ReadOnly, r.Secret, hasMagic); err != nil {
+	p := a.startProgress("unlock", fmt.Sprintf("deriving the key for %s (takes a few seconds)", dev))
+	err = a.crypt.Open(ctx, dev, req.ReadOnly, r.Secret, hasMagic)
+	p.stop()
+	if err != nil {
 		a.tl.Logf("warn", "unlock %s failed: %v", dev, err)
 		return nil, err
 	}

@@ -393,6 +393,10 @@ func (s *sup) unlock(ctx context.Context, first, keyFile []byte, mem int, kdfMiB
 	for attempt := 1; ; attempt++ {
 		s.update(func(st *session.State) { st.State = session.StateUnlocking })
 		s.progress("unlocking: deriving key, this takes a few seconds by design...")
+		if note := kdfNote(s.id.LUKS); note != "" && attempt == 1 {
+			s.progress("  %s", note)
+			s.log.Note(timelog.Host, "unlock: %s", note)
+		}
 		t := s.log.Start("unlock")
 		uctx, cancel := context.WithTimeout(ctx, unlockTimeout)
 		r, err := s.vm.Control().Unlock(uctx, control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile}, secret)
