@@ -60,6 +60,10 @@ test: deps images host ## everything CI runs: unit tests, cross builds, fuzz, VM
 bench: deps images host ## benchmark tables (bench/results/<date>.json)
 	./build.sh bench
 
+.PHONY: soak
+soak: deps images host ## long runs, not in make test: 100 crashes, 1 h fsx, 10 min of 8 writers (SOAK_SCALE=small: minutes)
+	./build.sh soak
+
 .PHONY: clean
 clean: ## remove build outputs
 	rm -rf build bin
