@@ -47,6 +47,10 @@ func checkVerdict(fstype string, repair bool, code int) (clean, repaired bool, e
 			return true, false, nil
 		case code&^3 == 0 && repair:
 			return false, true, nil
+		case code&4 != 0 && code < 16:
+			// 4 (with 8: the read-only pass aborted, e.g. "Cannot proceed without a root
+			// inode") means problems were found and left alone.
+			return false, false, nil
 		case code&8 != 0 || code >= 16:
 			return false, false, control.Errorf(control.CodeInternal, "e2fsck could not check the filesystem (exit %d); see the output in the log", code)
 		}

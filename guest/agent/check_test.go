@@ -90,6 +90,10 @@ func TestCheckReportsProgressAndVerdict(t *testing.T) {
 	if got := strings.Join(run.args[1], " "); got != "-y -f -C 0 /dev/vdb" {
 		t.Fatalf("repair ran e2fsck %s", got)
 	}
+	run.exit = 12 // problems found, and the read-only pass aborted on them
+	if rep, err := c.Check(context.Background(), control.CheckRequest{Device: "/dev/vdb"}); err != nil || rep.Clean {
+		t.Fatalf("exit 12: %+v %v", rep, err)
+	}
 	run.exit = 8
 	if _, err := c.Check(context.Background(), control.CheckRequest{Device: "/dev/vdb"}); err == nil {
 		t.Fatal("e2fsck exit 8 (operational error) passed as a verdict")
