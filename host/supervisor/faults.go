@@ -178,7 +178,9 @@ func (s *sup) driveLost(ctx context.Context, what string) error {
 	for {
 		select {
 		case req := <-s.stopReq:
-			req.reply <- nil
+			// Answered once the session has closed; the stop did what was asked, so it succeeds
+			// even though the session itself ends with ErrDriveLost.
+			s.answer = func(error) { req.answer(nil) }
 			return fmt.Errorf("%w: %s", ErrDriveLost, msg)
 		case <-ctx.Done():
 			s.log.Note(timelog.Host, "session interrupted (%v)", context.Cause(ctx))
