@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -25,6 +26,7 @@ func TestExecStreamsOutput(t *testing.T) {
 	if err != nil || r.ExitCode != 0 {
 		t.Fatal(r, err)
 	}
+	sort.Strings(lines) // stdout and stderr are copied concurrently
 	if strings.Join(lines, ",") != "a,b,c" || r.Stdout != "a\rb\n" || r.Stderr != "c\n" {
 		t.Fatalf("lines %q, stdout %q, stderr %q", lines, r.Stdout, r.Stderr)
 	}
