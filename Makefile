@@ -64,6 +64,10 @@ bench: deps images host ## benchmark tables (bench/results/<date>.json)
 dist: deps images ## release archives for macOS and Linux, SHA256SUMS and the Homebrew formula in dist/ (RELEASE_BASE_URL=...)
 	./build.sh dist
 
+.PHONY: soak
+soak: deps images host ## long runs, not in make test: 100 crashes, 1 h fsx, 10 min of 8 writers (SOAK_SCALE=small: minutes)
+	./build.sh soak
+
 .PHONY: clean
 clean: ## remove build outputs
 	rm -rf build bin dist

@@ -179,6 +179,29 @@ bench() {
 	timed "bench" timeout 45m build/bench/luksmount-bench -root "$ROOT" "$@"
 }
 
+# soak: `make soak`, never part of `make test`: 100 QEMU SIGKILLs mid-write under the kernel client
+# (e2fsck -n after each), an hour of fsx, 8 concurrent writers and readers for 10 minutes; one
+# table at the end (build/soak.log has everything). SOAK_SCALE=small runs each briefly.
+soak() {
+	local rounds=100 fsx=3600 writers=600
+	if [ "${SOAK_SCALE:-}" = small ]; then
+		rounds=2 fsx=30 writers=30
+	fi
+	timed "client image" client_images amd64
+	mkdir -p build
+	local rc=0
+	step "soak: $rounds crash rounds, fsx ${fsx}s, concurrent writers ${writers}s (log: build/soak.log)"
+	LUKSMOUNT_CRASH_ROUNDS=$rounds LUKSMOUNT_SOAK_FSX_SECONDS=$fsx LUKSMOUNT_SOAK_WRITERS_SECONDS=$writers \
+		$GO test -count=1 -p 1 -tags 'vmtest soak' -timeout 8h -v \
+		-run '^(TestCrashDurability|TestSoakFSX|TestSoakConcurrentWriters)$' ./test/e2e/ >build/soak.log 2>&1 || rc=$?
+	{
+		printf '| soak | size | result | time |\n|---|---|---|---|\n'
+		grep -o 'SOAK|.*' build/soak.log | awk -F'|' '{ printf "| %s | %s | %s | %s |\n", $2, $3, $4, $5 }'
+		grep -E '^--- FAIL' build/soak.log | sed 's/^--- FAIL: \([^ ]*\) (\(.*\))/| \1 | | FAILED (see build\/soak.log) | \2 |/'
+	} | tee build/soak-table.md
+	return $rc
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -195,8 +218,9 @@ test) test_all ;;
 bench) bench "$@" ;;
 dist) dist "$@" ;;
 dist-check) dist_check ;;
+soak) soak ;;
 *)
-	echo "usage: build.sh deps|host|images|verify-images|lock|cross|test-quick|fuzz|test-vm|test|bench|dist|dist-check" >&2
+	echo "usage: build.sh deps|host|images|verify-images|lock|cross|test-quick|fuzz|test-vm|test|bench|dist|dist-check|soak" >&2
 	exit 2
 	;;
 esac

@@ -309,8 +309,10 @@ func (a *Agent) unlock(ctx context.Context, r *control.Request) (any, error) {
 		return nil, control.Errorf(control.CodeNotEncrypted, "%s is not LUKS-encrypted (blkid sees %s); mount it without unlocking", dev, typeOrNothing(in.Type))
 	}
 	start := a.tl.Now()
-	a.tl.Progress("unlock", "deriving the key for %s (takes a few seconds)", dev)
-	if err := a.crypt.Open(ctx, dev, req.ReadOnly, r.Secret, hasMagic); err != nil {
+	p := a.startProgress("unlock", fmt.Sprintf("deriving the key for %s (takes a few seconds)", dev))
+	err = a.crypt.Open(ctx, dev, req.ReadOnly, r.Secret, hasMagic)
+	p.stop()
+	if err != nil {
 		a.tl.Logf("warn", "unlock %s failed: %v", dev, err)
 		return nil, err
 	}
@@ -385,10 +387,14 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 		}
 		opts, _ = a.deps.SplitOptions(append(req.Options, "ro"))
 	}
+	if opts, err = a.mountGate(dev, in, opts, req.Options); err != nil {
+		a.tl.Logf("warn", "mount refused: %v", err)
+		return nil, err
+	}
 	start := a.tl.Now()
 	if err := a.deps.Mount(dev, fsops.Mountpoint, in.Type, opts); err != nil {
 		a.tl.Logf("warn", "mount failed: %v", err)
-		return nil, err
+		return nil, mountFailed(in, err)
 	}
 	uid, gid, err := a.deps.RootOwner(fsops.Mountpoint)
 	if err != nil {
@@ -432,54 +438,6 @@ func (a *Agent) diskReadOnly(dev string) bool {
 		}
 	}
 	return false
-}
-
-func (a *Agent) check(ctx context.Context, r *control.Request) (any, error) {
-	var req control.CheckRequest
-	if err := r.Decode(&req); err != nil {
-		return nil, err
-	}
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
-	a.mu.Lock()
-	st, mapper := a.state, a.mapper
-	a.mu.Unlock()
-	if st != control.StateReady && st != control.StateUnlocked {
-		return nil, a.badState("cannot check a mounted filesystem: shut down and check before mounting")
-	}
-	var dev string
-	var in blkid.Info
-	var err error
-	if req.Device == "" && mapper != "" {
-		dev = mapper
-		in, err = blkid.Probe(ctx, a.deps.Run, dev)
-		if err != nil {
-			return nil, control.Errorf(control.CodeIOError, "cannot probe %s: %v", dev, err)
-		}
-	} else {
-		dev, in, err = a.pickDevice(ctx, req.Device, nil, control.CodeNotFound, "")
-		if err != nil {
-			return nil, err
-		}
-	}
-	if isLUKS(in) {
-		return nil, control.Errorf(control.CodeBadState, "%s is LUKS-encrypted: unlock it, then check", dev)
-	}
-	if in.Type != "ext2" && in.Type != "ext3" && in.Type != "ext4" {
-		return nil, control.Errorf(control.CodeUnsupportedFS, "cannot check %s: it holds %s and only ext2/3/4 can be checked", dev, typeOrNothing(in.Type))
-	}
-	start := a.tl.Now()
-	a.tl.Progress("check", "e2fsck -n %s (read-only)", dev)
-	rep, err := fsops.Check(ctx, a.deps.Run, dev)
-	if err != nil {
-		return nil, err
-	}
-	verdict := "clean"
-	if !rep.Clean {
-		verdict = fmt.Sprintf("problems found (e2fsck exit %d)", rep.ExitCode)
-	}
-	a.tl.Step("check", start, "%s: %s", dev, verdict)
-	return rep, nil
 }
 
 // parseOwner reads ServeRequest.Owner into nfsserver options.

@@ -99,6 +99,7 @@ func Main() error {
 		go a.Watchdog(ctx, sessions, WatchdogTimeout)
 	}
 
+	go a.WatchFaults(ctx, LinuxFaultSource(ctx))
 	go serveVsock(ctx, a, sessions, tl)
 	servePort(ctx, a, sessions, tl)
 	return errors.New("control channel loop ended")

@@ -182,12 +182,16 @@ func (a *Agent) format(ctx context.Context, r *control.Request) (any, error) {
 	rep.Label = req.Label
 	target := dev
 	if encrypted {
-		a.tl.Progress("format", "creating a %s container on %s", req.Type, dev)
-		if err := a.crypt.Format(ctx, dev, req, r.Secret); err != nil {
+		p := a.startProgress("format", fmt.Sprintf("creating a %s container on %s (benchmarks the key derivation)", req.Type, dev))
+		err = a.crypt.Format(ctx, dev, req, r.Secret)
+		p.stop()
+		if err != nil {
 			return nil, err
 		}
-		a.tl.Progress("format", "opening the new container")
-		if err := a.crypt.Open(ctx, dev, false, r.Secret, true); err != nil {
+		p = a.startProgress("format", "opening the new container (deriving the key)")
+		err = a.crypt.Open(ctx, dev, false, r.Secret, true)
+		p.stop()
+		if err != nil {
 			return nil, err
 		}
 		target = cryptsetup.MapperPath
@@ -197,8 +201,10 @@ func (a *Agent) format(ctx context.Context, r *control.Request) (any, error) {
 			}
 		}()
 	}
-	a.tl.Progress("format", "creating ext4 on %s", target)
-	if err := fsops.Mkfs(ctx, a.deps.Run, target, req.Label); err != nil {
+	p := a.startProgress("format", "creating ext4 on "+target)
+	err = fsops.Mkfs(ctx, p.runner(a.deps.Run, "mkfs.ext4", parseMkfs), target, req.Label)
+	p.stop()
+	if err != nil {
 		return nil, err
 	}
 	a.deps.Sync()

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,9 @@ type Cmd struct {
 	// Stdin is written to the tool's stdin through a pipe, then stdin is closed. It may be a
 	// secret: it is neither copied nor logged, and the caller still owns (and wipes) it.
 	Stdin []byte
+	// Output, if set, also receives stdout and stderr as they arrive, split into lines at \n, \r
+	// and \b (progress bars redraw with those), for tools whose progress is their output.
+	Output func(line string)
 }
 
 // String renders the command line for logs. Stdin is never shown.
@@ -85,6 +89,11 @@ func (e *Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.Env = append([]string{"PATH=" + Path, "LC_ALL=C"}, c.Env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if c.Output != nil {
+		lw := &lineWriter{fn: c.Output}
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(&stdout, lw), io.MultiWriter(&stderr, lw)
+		defer lw.flush()
+	}
 
 	var pw *os.File
 	var wg sync.WaitGroup

@@ -86,8 +86,8 @@ func MountError(dev, fstype string, readOnly bool, err error) error {
 	var code control.Code
 	var advice string
 	switch {
-	case errors.Is(err, unix.EUCLEAN):
-		code, advice = control.CodeNeedsRepair, "the filesystem is marked as damaged; run `luksmount check`, then repair it with e2fsck on a Linux machine"
+	case errors.Is(err, unix.EUCLEAN), errors.Is(err, unix.EBADMSG):
+		code, advice = control.CodeNeedsRepair, "the kernel found it damaged (EUCLEAN: structure needs cleaning, EBADMSG: a checksum failed); run `luksmount check --repair`"
 	case errors.Is(err, unix.EROFS) && readOnly:
 		code, advice = control.CodeNeedsRepair, "the journal must be replayed but the device is read-only; attach it writable so ext4 can recover it, or check it first"
 	case errors.Is(err, unix.EROFS), errors.Is(err, unix.EACCES):

@@ -50,7 +50,7 @@ func (e *env) app() *ucli.App {
 	app := &ucli.App{
 		Name:      "luksmount",
 		Usage:     "mount LUKS-encrypted and Linux filesystems through a tiny VM",
-		UsageText: "luksmount [mount] [options] TARGET [MOUNTPOINT]\n   luksmount status|stop|log|list|format|version ...",
+		UsageText: "luksmount [mount] [options] TARGET [MOUNTPOINT]\n   luksmount status|stop|log|list|format|check|version ...",
 		Description: "TARGET is a macOS disk (/dev/disk4s1 or disk4s1), a Linux block device, or a disk image file.\n" +
 			"luksmount asks for the passphrase, boots a small Linux VM that unlocks and mounts the drive, and mounts\n" +
 			"its files over NFS (macOS: /Volumes/<label>). The command returns once mounted; eject or\n" +
@@ -70,6 +70,7 @@ func (e *env) app() *ucli.App {
 			e.logCommand(),
 			e.listCommand(),
 			e.formatCommand(),
+			e.checkCommand(),
 			e.versionCommand(),
 			e.doctorCommand(),
 			e.selftestCommand(),

@@ -77,6 +77,7 @@ func writeStatusTable(w io.Writer, sts []session.State, now time.Time) {
 			s.MemoryMiB, ago(s.Started, now))
 	}
 	tw.Flush()
+	writeFaults(w, sts)
 }
 
 func ago(t, now time.Time) string {

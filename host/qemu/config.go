@@ -63,8 +63,11 @@ type Config struct {
 	NetSocket     string // unix socket gvproxy listens on; QEMU connects its stream netdev to it
 	MAC           string // guest NIC MAC; "" = GuestMAC
 	QMPSocket     string // unix socket QEMU listens on for QMP ("" = no QMP)
-	ConsoleLog    string // serial console output file (required: it is how boot failures are explained)
-	PidFile       string // "" = none
+	// EventSocket is a second QMP monitor that host/vm keeps connected to read events
+	// (BLOCK_IO_ERROR) while QMPSocket stays free for commands ("" = none).
+	EventSocket string
+	ConsoleLog  string // serial console output file (required: it is how boot failures are explained)
+	PidFile     string // "" = none
 
 	VsockCID uint32 // vhost-vsock guest CID; 0 = no vsock device (Linux hosts only)
 
@@ -164,7 +167,7 @@ func (c *Config) Validate() error {
 		return invalid("control socket path not set")
 	}
 	for name, v := range map[string]string{"kernel": c.Kernel, "initramfs": c.Initrd, "console log": c.ConsoleLog,
-		"control socket": c.ControlSocket, "network socket": c.NetSocket, "QMP socket": c.QMPSocket, "pid file": c.PidFile} {
+		"control socket": c.ControlSocket, "network socket": c.NetSocket, "QMP socket": c.QMPSocket, "QMP event socket": c.EventSocket, "pid file": c.PidFile} {
 		// QEMU's option parser splits on commas; doubling them works for some options but not all.
 		if strings.ContainsAny(v, ",\n") {
 			return invalid("%s path %q contains a comma or newline, which QEMU cannot take", name, v)
@@ -314,6 +317,9 @@ func (c *Config) Args() ([]string, error) {
 	if c.QMPSocket != "" {
 		add("-chardev", "socket,id=qmp,path="+c.QMPSocket+",server=on,wait=off", "-mon", "chardev=qmp,mode=control")
 	}
+	if c.EventSocket != "" {
+		add("-chardev", "socket,id=qmpev,path="+c.EventSocket+",server=on,wait=off", "-mon", "chardev=qmpev,mode=control")
+	}
 	if c.PidFile != "" {
 		add("-pidfile", c.PidFile)
 	}
@@ -384,7 +390,10 @@ func (c *Config) diskArgs(i int, d Disk) []string {
 		",read-only="+ro+",cache.direct="+direct+",cache.no-flush=off"+locking)
 	a = append(a, "-blockdev", "driver=raw,node-name="+id+",file="+id+"-file,read-only="+ro)
 	l, p := d.blockSizes()
-	dev := "virtio-blk-pci,drive=" + id + ",id=" + id + "-dev,write-cache=on" +
+	// werror/rerror=report: an I/O error (a drive unplugged, a full host disk) goes to the guest as
+	// an error, and to QMP as BLOCK_IO_ERROR, instead of pausing the VM (werror=enospc, QEMU's
+	// default, stops it on ENOSPC), which would hang every NFS call (QEMU docs, -device virtio-blk).
+	dev := "virtio-blk-pci,drive=" + id + ",id=" + id + "-dev,write-cache=on,werror=report,rerror=report" +
 		",logical_block_size=" + strconv.Itoa(l) + ",physical_block_size=" + strconv.Itoa(p)
 	if d.Serial != "" {
 		dev += ",serial=" + d.Serial

@@ -37,7 +37,7 @@ func TestArgsTCGAMD64Full(t *testing.T) {
 		"-chardev", "file,id=console,path=/run/lm/console.log", "-serial", "chardev:console",
 		"-blockdev", "driver=file,node-name=disk0-file,filename=/tmp/disk.img,read-only=off,cache.direct=off,cache.no-flush=off",
 		"-blockdev", "driver=raw,node-name=disk0,file=disk0-file,read-only=off",
-		"-device", "virtio-blk-pci,drive=disk0,id=disk0-dev,write-cache=on,logical_block_size=512,physical_block_size=512",
+		"-device", "virtio-blk-pci,drive=disk0,id=disk0-dev,write-cache=on,werror=report,rerror=report,logical_block_size=512,physical_block_size=512",
 		"-device", "virtio-serial-pci,id=vser0",
 		"-chardev", "socket,id=ctl,path=/run/lm/control.sock,server=off",
 		"-device", "virtserialport,bus=vser0.0,chardev=ctl,name=org.luksmount.agent",
@@ -131,7 +131,7 @@ func TestArgsShapes(t *testing.T) {
 			},
 			want: [][]string{
 				{"-blockdev", "driver=host_device,node-name=disk0-file,filename=/dev/sdb,read-only=off,cache.direct=on,cache.no-flush=off"},
-				{"-device", "virtio-blk-pci,drive=disk0,id=disk0-dev,write-cache=on,logical_block_size=4096,physical_block_size=4096,serial=WD-1234"},
+				{"-device", "virtio-blk-pci,drive=disk0,id=disk0-dev,write-cache=on,werror=report,rerror=report,logical_block_size=4096,physical_block_size=4096,serial=WD-1234"},
 			},
 		},
 		{
@@ -143,7 +143,7 @@ func TestArgsShapes(t *testing.T) {
 			},
 			want: [][]string{
 				{"-blockdev", "driver=host_device,node-name=disk0-file,filename=/dev/rdisk4,read-only=off,cache.direct=off,cache.no-flush=off,locking=off"},
-				{"-device", "virtio-blk-pci,drive=disk0,id=disk0-dev,write-cache=on,logical_block_size=512,physical_block_size=4096"},
+				{"-device", "virtio-blk-pci,drive=disk0,id=disk0-dev,write-cache=on,werror=report,rerror=report,logical_block_size=512,physical_block_size=4096"},
 			},
 		},
 		{

@@ -22,7 +22,7 @@ func TestDarwinSudoCommandLine(t *testing.T) {
 		{"-M", "virt,accel=hvf", "-cpu", "host", "-smp", "2"},
 		{"-blockdev", "driver=host_device,node-name=disk0-file,filename=/dev/rdisk4s2,read-only=off,cache.direct=off,cache.no-flush=off,locking=off"},
 		{"-blockdev", "driver=raw,node-name=disk0,file=disk0-file,read-only=off"},
-		{"-device", "virtio-blk-pci,drive=disk0,id=disk0-dev,write-cache=on,logical_block_size=512,physical_block_size=4096,serial=luksmount"},
+		{"-device", "virtio-blk-pci,drive=disk0,id=disk0-dev,write-cache=on,werror=report,rerror=report,logical_block_size=512,physical_block_size=4096,serial=luksmount"},
 	} {
 		if !containsRun(args, run) {
 			t.Errorf("missing %q in\n%q", run, args)

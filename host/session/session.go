@@ -21,12 +21,13 @@ import (
 
 // Session lifecycle states as status reports them.
 const (
-	StateStarting  = "starting"  // checks, VM boot
-	StateUnlocking = "unlocking" // waiting for or trying a passphrase
-	StateMounting  = "mounting"  // guest mount, NFS server start
-	StateServing   = "serving"   // NFS served, not mounted on the host (--no-mount)
-	StateMounted   = "mounted"   // mounted on the host
-	StateStopping  = "stopping"  // unmount and guest shutdown under way
+	StateStarting  = "starting"   // checks, VM boot
+	StateUnlocking = "unlocking"  // waiting for or trying a passphrase
+	StateMounting  = "mounting"   // guest mount, NFS server start
+	StateServing   = "serving"    // NFS served, not mounted on the host (--no-mount)
+	StateMounted   = "mounted"    // mounted on the host
+	StateStopping  = "stopping"   // unmount and guest shutdown under way
+	StateDriveLost = "drive-lost" // the drive stopped answering; VM stopped, waiting for `stop`
 )
 
 // State is what state.json holds; its JSON keys are what `luksmount status --json` prints, and are
@@ -51,6 +52,7 @@ type State struct {
 	Accel             string    `json:"accel"`
 	Started           time.Time `json:"started"`
 	Log               string    `json:"log"`
+	Fault             string    `json:"fault,omitempty"` // what went wrong with the drive or filesystem
 }
 
 // Files inside a session directory.

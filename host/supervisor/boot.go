@@ -45,6 +45,7 @@ func bootVM(ctx context.Context, spec BootSpec) (Machine, error) {
 		RuntimeDir: filepath.Join(spec.SessionDir, "vm"),
 		ConsoleLog: spec.ConsoleLog,
 		OnEvent:    spec.OnEvent,
+		OnQMPEvent: spec.OnQMPEvent,
 		Logf:       spec.Logf,
 	}
 	// Under sudo QEMU runs as the invoking user (Linux: exec'd as the user with the disk we opened

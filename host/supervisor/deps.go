@@ -6,6 +6,7 @@ import (
 
 	"github.com/luksmount/luksmount/host/blockdev"
 	"github.com/luksmount/luksmount/host/session"
+	"github.com/luksmount/luksmount/host/vm"
 	"github.com/luksmount/luksmount/pkg/control"
 )
 
@@ -32,6 +33,7 @@ type BootSpec struct {
 	SessionDir string // 0700: the VM's sockets go here
 	ConsoleLog string // where the guest console is kept (next to the session log)
 	OnEvent    func(control.Event)
+	OnQMPEvent func(vm.QMPEvent)                // QEMU's events (drive I/O errors)
 	Logf       func(format string, args ...any) // host-side VM steps, for the session log
 }
 

@@ -121,6 +121,7 @@ type sup struct {
 	seenSteps        map[string]bool // guest events already logged
 	hostMounted      bool
 	removeMountpoint func()
+	faults           faultState // drive and filesystem faults (faults.go)
 }
 
 func (s *sup) progress(format string, args ...any) {
@@ -225,6 +226,10 @@ func (s *sup) unlock(ctx context.Context, first, keyFile []byte, mem int, kdfMiB
 	for attempt := 1; ; attempt++ {
 		s.update(func(st *session.State) { st.State = session.StateUnlocking })
 		s.progress("unlocking: deriving key, this takes a few seconds by design...")
+		if note := kdfNote(s.id.LUKS); note != "" && attempt == 1 {
+			s.progress("  %s", note)
+			s.log.Note(timelog.Host, "unlock: %s", note)
+		}
 		t := s.log.Start("unlock")
 		uctx, cancel := context.WithTimeout(ctx, unlockTimeout)
 		r, err := s.vm.Control().Unlock(uctx, control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile}, secret)
@@ -310,6 +315,8 @@ func (s *sup) wait(ctx context.Context) error {
 	}
 	for {
 		select {
+		case what := <-s.driveLostCh():
+			return s.driveLost(ctx, what)
 		case <-s.vm.Done():
 			return s.vmDied()
 		case werr := <-unmounted:
@@ -455,6 +462,7 @@ func (s *sup) onEvent(ev control.Event) {
 	if s.log != nil {
 		s.log.Guest(ev)
 	}
+	s.guestFault(ev)
 	if ev.Kind == control.EventProgress && ev.Message != "" {
 		s.ui.Progress("  " + ev.Message)
 	}

@@ -61,7 +61,7 @@ func (s *sup) openLog(path string, uid, gid int) bool {
 func (s *sup) bootSpec(size vmSize, dir, logPath string) BootSpec {
 	return BootSpec{
 		Device: s.dev, MemoryMiB: size.MemoryMiB, CPUs: size.CPUs, Accel: s.opts.Accel,
-		SessionDir: dir, OnEvent: s.onEvent, ConsoleLog: consoleLogFor(logPath),
+		SessionDir: dir, OnEvent: s.onEvent, OnQMPEvent: s.onQMPEvent, ConsoleLog: consoleLogFor(logPath),
 		Logf: func(format string, args ...any) { s.log.Note(timelog.Host, format, args...) },
 	}
 }

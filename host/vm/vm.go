@@ -62,6 +62,8 @@ type Spec struct {
 
 	// OnEvent receives the agent's events (timeline steps, progress, log lines).
 	OnEvent func(control.Event)
+	// OnQMPEvent, if set, receives QEMU's QMP events (BLOCK_IO_ERROR: see events.go).
+	OnQMPEvent func(QMPEvent)
 	// Logf, if set, receives the host-side timeline: start, connect, exit, with durations.
 	Logf func(format string, args ...any)
 }
@@ -158,6 +160,9 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 	v.cfg.ControlSocket = path("control.sock")
 	v.cfg.NetSocket = path("net.sock")
 	v.cfg.QMPSocket = path("qmp.sock")
+	if spec.OnQMPEvent != nil {
+		v.cfg.EventSocket = path("qmp-events.sock")
+	}
 	v.cfg.PidFile = path("qemu.pid")
 	v.cfg.ConsoleLog = spec.ConsoleLog
 	if v.cfg.ConsoleLog == "" || spec.RunAs != nil {
@@ -218,6 +223,11 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 	// holds paths and sizes only: the passphrase crosses the control channel, never argv.
 	v.logf("qemu command line: %s", qemu.Quote(append([]string{bin}, v.args...)))
 	go v.wait(dir)
+	if spec.OnQMPEvent != nil {
+		evCtx, stopEvents := context.WithCancel(context.Background())
+		go func() { <-v.done; stopEvents() }()
+		go watchEvents(evCtx, v.cfg.EventSocket, spec.OnQMPEvent, v.logf)
+	}
 	if spec.Lifetime > 0 {
 		go func() {
 			select {
@@ -327,6 +337,9 @@ func (v *VM) cleanup(dir string) {
 		os.Remove(f)
 	}
 }
+
+// QMPSocket is QEMU's QMP command socket (Unplug and Replug take it).
+func (v *VM) QMPSocket() string { return v.cfg.QMPSocket }
 
 // Control is the control channel to the agent.
 func (v *VM) Control() *control.Client { return v.ctl }

@@ -104,6 +104,9 @@ type MountReply struct {
 // CheckRequest runs a read-only filesystem check (e2fsck -n) on an unmounted device.
 type CheckRequest struct {
 	Device string `json:"device,omitempty"` // "" = the unlocked mapping, else the first disk
+	// Repair lets the tool write its fixes (e2fsck -y, xfs_repair, btrfs check --repair); the
+	// mapping must be open read-write.
+	Repair bool `json:"repair,omitempty"`
 }
 
 // CheckReply reports the check.
@@ -111,6 +114,9 @@ type CheckReply struct {
 	Clean    bool   `json:"clean"`
 	ExitCode int    `json:"exit_code"`
 	Output   string `json:"output"`
+	FSType   string `json:"fstype,omitempty"`
+	Tool     string `json:"tool,omitempty"`     // the command line that ran
+	Repaired bool   `json:"repaired,omitempty"` // Repair ran and fixed what it found
 }
 
 // ServeRequest starts the NFS server on the mounted filesystem.

@@ -1,0 +1,149 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/luksmount/luksmount/guest/blkid"
+	"github.com/luksmount/luksmount/guest/command"
+	"github.com/luksmount/luksmount/pkg/control"
+)
+
+// checkCommand is the tool that checks (or, with repair, repairs) a filesystem of type fstype,
+// and the parser of its progress output. "" (blkid found nothing) is tried as ext2/3/4: e2fsck
+// finds a backup superblock when the primary one is gone.
+func checkCommand(fstype, dev string, repair bool) (command.Cmd, func(*progress, string), error) {
+	switch {
+	case isExt(fstype) || fstype == "":
+		mode := "-n"
+		if repair {
+			mode = "-y"
+		}
+		return command.Cmd{Name: "e2fsck", Args: []string{mode, "-f", "-C", "0", dev}}, parseE2fsck, nil
+	case fstype == "xfs":
+		args := []string{dev}
+		if !repair {
+			args = []string{"-n", dev}
+		}
+		return command.Cmd{Name: "xfs_repair", Args: args}, parseRepairTool, nil
+	case fstype == "btrfs":
+		mode := "--readonly"
+		if repair {
+			mode = "--repair"
+		}
+		return command.Cmd{Name: "btrfs", Args: []string{"check", mode, "--progress", dev}}, parseRepairTool, nil
+	}
+	return command.Cmd{}, nil, control.Errorf(control.CodeUnsupportedFS, "cannot check %s: luksmount checks ext2/3/4, xfs and btrfs", fstype)
+}
+
+// checkVerdict reads the tool's exit code: clean, repaired, or problems left.
+func checkVerdict(fstype string, repair bool, code int) (clean, repaired bool, err error) {
+	if isExt(fstype) || fstype == "" {
+		// e2fsck(8): 0 clean, 1 errors corrected, 2 corrected (reboot), 4 left uncorrected,
+		// 8 operational error, 16 usage, 32 cancelled, 128 shared library error.
+		switch {
+		case code == 0:
+			return true, false, nil
+		case code&^3 == 0 && repair:
+			return false, true, nil
+		case code&4 != 0 && code < 16:
+			// 4 (with 8: the read-only pass aborted, e.g. "Cannot proceed without a root
+			// inode") means problems were found and left alone.
+			return false, false, nil
+		case code&8 != 0 || code >= 16:
+			return false, false, control.Errorf(control.CodeInternal, "e2fsck could not check the filesystem (exit %d); see the output in the log", code)
+		}
+		return false, false, nil
+	}
+	// xfs_repair -n and btrfs check exit non-zero when they found problems.
+	if code == 0 {
+		return !repair, repair, nil
+	}
+	return false, false, nil
+}
+
+// check runs the filesystem checker on the unmounted filesystem, read-only unless req.Repair,
+// reporting progress at least every progressEvery.
+func (a *Agent) check(ctx context.Context, r *control.Request) (any, error) {
+	var req control.CheckRequest
+	if err := r.Decode(&req); err != nil {
+		return nil, err
+	}
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	a.mu.Lock()
+	st, mapper, mappingRO := a.state, a.mapper, a.readOnly
+	a.mu.Unlock()
+	if st != control.StateReady && st != control.StateUnlocked {
+		return nil, a.badState("cannot check a mounted filesystem: stop the session, then check")
+	}
+	var dev string
+	var in blkid.Info
+	var err error
+	if req.Device == "" && mapper != "" {
+		dev = mapper
+		in, err = blkid.Probe(ctx, a.deps.Run, dev)
+		if err != nil {
+			return nil, control.Errorf(control.CodeIOError, "cannot probe %s: %v", dev, err)
+		}
+	} else {
+		dev, in, err = a.pickDevice(ctx, req.Device, nil, control.CodeNotFound, "")
+		if err != nil {
+			return nil, err
+		}
+	}
+	if isLUKS(in) {
+		return nil, control.Errorf(control.CodeBadState, "%s is LUKS-encrypted: unlock it, then check", dev)
+	}
+	if req.Repair && (mappingRO || a.diskReadOnly(dev)) {
+		return nil, control.Errorf(control.CodeInvalidArgument, "cannot repair %s: it is open read-only", dev)
+	}
+	cmd, parse, err := checkCommand(in.Type, dev, req.Repair)
+	if err != nil {
+		return nil, err
+	}
+	what := "checking " + typeOrNothing(in.Type) + " (read-only)"
+	if req.Repair {
+		what = "repairing " + typeOrNothing(in.Type)
+	}
+	start := a.tl.Now()
+	p := a.startProgress("check", fmt.Sprintf("%s: %s", what, cmd))
+	res, err := p.runner(a.deps.Run, cmd.Name, parse).Run(ctx, cmd)
+	p.stop()
+	if err != nil {
+		return nil, control.Errorf(control.CodeInternal, "cannot run %s: %v", cmd.Name, err)
+	}
+	clean, repaired, err := checkVerdict(in.Type, req.Repair, res.ExitCode)
+	out := strings.TrimSpace(stripProgress(res.Stdout) + "\n" + res.Stderr)
+	if err != nil {
+		a.tl.Logf("warn", "%s: %v\n%s", cmd, err, out)
+		return nil, err
+	}
+	verdict := "clean"
+	switch {
+	case repaired:
+		verdict = fmt.Sprintf("problems repaired (exit %d)", res.ExitCode)
+	case !clean:
+		verdict = fmt.Sprintf("problems found (exit %d)", res.ExitCode)
+	}
+	a.tl.Step("check", start, "%s: %s", dev, verdict)
+	return control.CheckReply{Clean: clean, ExitCode: res.ExitCode, Output: out, FSType: in.Type, Tool: cmd.String(), Repaired: repaired}, nil
+}
+
+// stripProgress drops e2fsck's redrawn progress bar (between \x01 and \x02) from its output.
+func stripProgress(s string) string {
+	var b strings.Builder
+	in := false
+	for _, c := range s {
+		switch {
+		case c == '\x01':
+			in = true
+		case c == '\x02':
+			in = false
+		case !in && c != '\r':
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}

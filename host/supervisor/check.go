@@ -1,0 +1,261 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/luksmount/luksmount/host/passphrase"
+	"github.com/luksmount/luksmount/host/qemu"
+	"github.com/luksmount/luksmount/host/session"
+	"github.com/luksmount/luksmount/host/timelog"
+	"github.com/luksmount/luksmount/pkg/control"
+	"github.com/luksmount/luksmount/pkg/luksheader"
+	"github.com/luksmount/luksmount/pkg/version"
+)
+
+// CheckOptions describe a `luksmount check`.
+type CheckOptions struct {
+	Target    string
+	Repair    bool // after a read-only check that finds problems, ask, then let the tool fix them
+	KeyFile   string
+	MemoryMiB int
+	CPUs      int
+	Accel     string
+	UID, GID  int
+	Sudo      bool
+}
+
+// CheckUI is how a check talks to the user: progress, the passphrase, and the yes/no before a
+// repair writes to the drive.
+type CheckUI interface {
+	Progress(line string)
+	Passphrase(ctx context.Context, prompt string, attempt, max int) ([]byte, error)
+	// Confirm asks question and reports the answer (false on anything but yes).
+	Confirm(question string) (bool, error)
+}
+
+// CheckResult is what the check found and did.
+type CheckResult struct {
+	FSType   string
+	Clean    bool // the first, read-only pass found nothing
+	Repaired bool
+	Output   string // the checker's report (of the repair, if one ran)
+}
+
+// ErrNotRepaired is returned when problems were found and not repaired (no --repair, or the user
+// said no); it matches control.ErrNeedsRepair for the exit code.
+var ErrNotRepaired = &control.Error{Code: control.CodeNeedsRepair, Message: "problems found, not repaired"}
+
+// Check boots a VM on the (unmounted) target, unlocks it read-only (read-write with Repair) and
+// runs the filesystem's checker read-only: e2fsck -n, xfs_repair -n, btrfs check --readonly.
+// With Repair and problems found, it asks, then runs the repairing pass.
+func Check(ctx context.Context, o CheckOptions, deps Deps, ui CheckUI) (res *CheckResult, err error) {
+	dev, err := deps.Open(o.Target, !o.Repair)
+	if err != nil {
+		return nil, err
+	}
+	defer dev.Close()
+	if deps.Host != nil {
+		if err := deps.Host.CheckNotMounted(dev); err != nil {
+			return nil, err
+		}
+	}
+	id, err := luksheader.Identify(dev.ReaderAt())
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", dev.Path, err)
+	}
+	if id.Err != nil {
+		return nil, fmt.Errorf("%s: %w", dev.Path, id.Err)
+	}
+	log := timelog.New(discard{})
+	if deps.LogPath != nil {
+		uid := -1
+		if o.Sudo {
+			uid = o.UID
+		}
+		if l, err := timelog.Open(deps.LogPath(session.ID(dev.Path)), uid, o.GID); err == nil {
+			log = l
+		}
+	}
+	defer log.Close()
+	mode := "read-only"
+	if o.Repair {
+		mode = "repair if asked"
+	}
+	log.Begin("luksmount %s: check %s (%s)", version.String(), dev.Path, mode)
+	defer func() {
+		if err != nil && !errors.Is(err, ErrNotRepaired) {
+			log.Note(timelog.Host, "check failed: %v", err)
+		}
+	}()
+
+	var keyFile []byte
+	if o.KeyFile != "" {
+		if keyFile, err = passphrase.ReadKeyFile(o.KeyFile); err != nil {
+			return nil, err
+		}
+		defer passphrase.Wipe(keyFile)
+	}
+	kdfMiB := int64(0)
+	if id.Kind.IsLUKS() {
+		kdfMiB = (int64(id.LUKS.MaxKDFMemoryKiB()) + 1023) / 1024
+	}
+	mem := qemu.MemoryForKDF(kdfMiB)
+	if o.MemoryMiB > 0 {
+		mem = o.MemoryMiB
+	}
+	cpus := o.CPUs
+	if cpus <= 0 {
+		cpus = 2
+	}
+	ui.Progress(fmt.Sprintf("booting VM (%d MiB)...", mem))
+	t := log.Start("boot VM")
+	tmp, err := os.MkdirTemp("", "luksmount-check-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	consoleLog := ""
+	if deps.LogPath != nil {
+		consoleLog = strings.TrimSuffix(deps.LogPath(session.ID(dev.Path)), ".log") + ".console.log"
+	}
+	bctx, cancel := context.WithTimeout(ctx, bootTimeout)
+	m, err := deps.Boot(bctx, BootSpec{Device: dev, MemoryMiB: mem, CPUs: cpus, Accel: o.Accel, SessionDir: tmp,
+		ConsoleLog: consoleLog, Logf: func(format string, args ...any) { log.Note(timelog.Host, format, args...) },
+		OnEvent: func(ev control.Event) {
+			log.Guest(ev)
+			if ev.Kind == control.EventProgress && ev.Message != "" {
+				ui.Progress("  " + ev.Message)
+			}
+		}})
+	cancel()
+	if err != nil {
+		return nil, t.Done(fmt.Errorf("%w: %w", ErrBoot, err), "")
+	}
+	s := &sup{log: log, vm: m}
+	defer s.powerOff(context.Background(), err != nil)
+	hctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	_, err = m.Control().Hello(hctx, version.String())
+	cancel()
+	if err != nil {
+		return nil, t.Done(fmt.Errorf("%w: the guest agent did not answer: %w", ErrBoot, err), "")
+	}
+	t.Done(nil, "qemu pid %d", m.Pid())
+
+	if id.Kind.IsLUKS() {
+		if note := kdfNote(id.LUKS); note != "" {
+			ui.Progress("unlocking: " + note)
+		}
+		if err := checkUnlock(ctx, m, log, ui, dev.Path, !o.Repair, keyFile); err != nil {
+			return nil, err
+		}
+	}
+
+	run := func(repair bool) (*control.CheckReply, error) {
+		t := log.Start("check")
+		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
+		rep, err := m.Control().Check(cctx, control.CheckRequest{Repair: repair})
+		if err != nil {
+			return nil, t.Done(fmt.Errorf("cannot check %s: %w", dev.Path, err), "")
+		}
+		t.Done(nil, "%s: clean=%v repaired=%v exit %d", rep.Tool, rep.Clean, rep.Repaired, rep.ExitCode)
+		log.Note(timelog.Host, "%s output:\n%s", rep.Tool, rep.Output)
+		return rep, nil
+	}
+	rep, err := run(false)
+	if err != nil {
+		return nil, err
+	}
+	res = &CheckResult{FSType: rep.FSType, Clean: rep.Clean, Output: rep.Output}
+	if rep.Clean {
+		return res, s.powerOff(ctx, false)
+	}
+	if !o.Repair {
+		s.powerOff(ctx, false)
+		return res, fmt.Errorf("%w: the %s filesystem on %s has problems (%s exited %d); nothing was changed: repair it with `luksmount check --repair %s` (it asks before writing)",
+			ErrNotRepaired, typeName(rep.FSType), dev.Path, toolName(rep.Tool), rep.ExitCode, dev.Path)
+	}
+	ok, err := ui.Confirm(fmt.Sprintf("%s found problems on %s (above). Repair them now? This writes to the drive; back up what you can first if the data matters. [y/N] ",
+		toolName(rep.Tool), dev.Path))
+	if err != nil || !ok {
+		log.Note(timelog.Host, "repair declined")
+		s.powerOff(ctx, false)
+		return res, fmt.Errorf("%w: repair declined; nothing was changed", ErrNotRepaired)
+	}
+	rep, err = run(true)
+	if err != nil {
+		return nil, err
+	}
+	res.Repaired, res.Output = rep.Repaired || rep.Clean, rep.Output
+	if !res.Repaired {
+		s.powerOff(ctx, false)
+		return res, fmt.Errorf("%w: %s could not repair everything (exit %d); see `luksmount log %s`", ErrNotRepaired, toolName(rep.Tool), rep.ExitCode, dev.Path)
+	}
+	return res, s.powerOff(ctx, false)
+}
+
+// checkTimeout bounds one checker run: a full e2fsck of a large, damaged drive takes hours.
+var checkTimeout = 24 * time.Hour
+
+// checkUnlock opens the mapping for a check (three passphrase tries, or the key file).
+func checkUnlock(ctx context.Context, m Machine, log *timelog.Log, ui CheckUI, path string, ro bool, keyFile []byte) error {
+	for attempt := 1; ; attempt++ {
+		secret, isKeyFile := keyFile, keyFile != nil
+		if !isKeyFile {
+			prompt := fmt.Sprintf("Passphrase for %s: ", path)
+			if attempt > 1 {
+				prompt = fmt.Sprintf("Passphrase for %s (attempt %d of %d): ", path, attempt, MaxAttempts)
+			}
+			p, err := ui.Passphrase(ctx, prompt, attempt, MaxAttempts)
+			if errors.Is(err, passphrase.ErrNoInput) && attempt > 1 {
+				return &PassphraseError{Target: path, Attempts: attempt - 1}
+			}
+			if errors.Is(err, passphrase.ErrNoInput) {
+				return fmt.Errorf("%w for %s", ErrNoPassphrase, path)
+			}
+			if err != nil {
+				return err
+			}
+			secret = p
+		}
+		t := log.Start("unlock")
+		uctx, cancel := context.WithTimeout(ctx, unlockTimeout)
+		_, err := m.Control().Unlock(uctx, control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile}, secret)
+		cancel()
+		if !isKeyFile {
+			passphrase.Wipe(secret)
+		}
+		t.Done(err, "attempt %d (read-only=%v)", attempt, ro)
+		switch {
+		case err == nil:
+			ui.Progress(fmt.Sprintf("unlocked in %s", timelog.FormatDuration(t.Elapsed())))
+			return nil
+		case errors.Is(err, control.ErrWrongPassphrase) && !isKeyFile && attempt < MaxAttempts:
+			ui.Progress(fmt.Sprintf("wrong passphrase (attempt %d of %d)", attempt, MaxAttempts))
+		case errors.Is(err, control.ErrWrongPassphrase):
+			return &PassphraseError{Target: path, Attempts: attempt, KeyFile: isKeyFile}
+		default:
+			return fmt.Errorf("cannot unlock %s: %w", path, err)
+		}
+	}
+}
+
+func typeName(fstype string) string {
+	if fstype == "" {
+		return "unrecognised (assumed ext2/3/4)"
+	}
+	return fstype
+}
+
+func toolName(cmdline string) string {
+	name, _, _ := strings.Cut(cmdline, " ")
+	if name == "" {
+		return "the checker"
+	}
+	return name
+}
