@@ -182,6 +182,9 @@ func (a *Agent) format(ctx context.Context, r *control.Request) (any, error) {
 	rep.Label = req.Label
 	target := dev
 	if encrypted {
+		if err := a.formatCiphers(req); err != nil {
+			return nil, err
+		}
 		a.tl.Progress("format", "creating a %s container on %s", req.Type, dev)
 		if err := a.crypt.Format(ctx, dev, req, r.Secret); err != nil {
 			return nil, err

@@ -28,6 +28,9 @@ type FormatOptions struct {
 	PBKDFMemoryKiB       int
 	IterTimeMS           int
 	PBKDFForceIterations int
+	Cipher               string // LUKS cipher spec ("" = cryptsetup's aes-xts-plain64)
+	KeySizeBits          int
+	Hash                 string
 	Force                bool
 	MemoryMiB            int
 	CPUs                 int
@@ -158,7 +161,7 @@ func Format(ctx context.Context, o FormatOptions, deps Deps, secret []byte, prog
 	fctx, cancel := context.WithTimeout(ctx, unlockTimeout)
 	rep, err = m.Control().Format(fctx, control.FormatRequest{
 		Type: o.Type, Label: o.Label, PBKDFMemoryKiB: o.PBKDFMemoryKiB, IterTimeMS: o.IterTimeMS,
-		PBKDFForceIterations: o.PBKDFForceIterations,
+		PBKDFForceIterations: o.PBKDFForceIterations, Cipher: o.Cipher, KeySizeBits: o.KeySizeBits, Hash: o.Hash,
 	}, secret)
 	cancel()
 	if err != nil {
