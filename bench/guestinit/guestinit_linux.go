@@ -1,15 +1,15 @@
 //go:build linux
 
-// Package guestinit is what both benchmark inits (PID 1 of the NFS client VM and of the kernel
-// nfsd VM) do around their job: base mounts, modules, the results port, networking on QEMU user
-// networking, cache dropping, memory use, and powering off.
+// Package guestinit is the benchmark's part of its two inits (PID 1 of the NFS client VM and of
+// the kernel nfsd VM): guestspec lines stamped with uptime, the bench config, cache dropping,
+// memory use and the stop port. Booting, the results port, networking and power-off are
+// test/clientvm/guestkit's, shared with the test's client VM.
 package guestinit
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -17,23 +17,17 @@ import (
 
 	"github.com/luksmount/luksmount/bench/guestspec"
 	"github.com/luksmount/luksmount/guest/channel"
-	"github.com/luksmount/luksmount/guest/initsys"
-	"github.com/vishvananda/netlink"
+	"github.com/luksmount/luksmount/test/clientvm/guestkit"
 	"golang.org/x/sys/unix"
 )
 
 // Reporter writes guestspec Lines to the results port and the console.
-type Reporter struct{ out *os.File }
+type Reporter struct{ port *guestkit.Port }
 
 // Line writes one line, stamping uptime.
 func (r *Reporter) Line(l guestspec.Line) {
 	l.Uptime = Uptime()
-	b, _ := json.Marshal(l)
-	b = append(b, '\n')
-	if r.out != nil {
-		r.out.Write(b)
-	}
-	os.Stderr.Write(b)
+	r.port.Write(l)
 }
 
 // Step reports a finished step that started at t0.
@@ -41,34 +35,16 @@ func (r *Reporter) Step(name string, t0 time.Time) {
 	r.Line(guestspec.Line{Kind: "step", Step: name, Seconds: time.Since(t0).Seconds()})
 }
 
-// Boot does the base mounts and module loading, opens the results port and reads the config.
+// Boot does the base mounts and module loading (test/clientvm/guestkit), opens the results port
+// and reads the config.
 func Boot() (*Reporter, guestspec.Config, error) {
-	r := &Reporter{}
 	t0 := time.Now()
-	if err := initsys.MountBase(); err != nil {
-		return r, guestspec.Config{}, fmt.Errorf("base mounts: %w", err)
+	port, err := guestkit.Boot(guestspec.ResultsPort)
+	r := &Reporter{port: port}
+	if err != nil {
+		return r, guestspec.Config{}, err
 	}
-	if p, err := channel.FindPort("/sys/class/virtio-ports", guestspec.ResultsPort); err == nil {
-		r.out, _ = os.OpenFile(p, os.O_WRONLY, 0)
-	}
-	r.Step("init", t0)
-	t := time.Now()
-	if f, err := os.Open(initsys.ModulesFile); err == nil {
-		paths, _ := initsys.ParseModules(f)
-		f.Close()
-		for _, m := range initsys.LoadModules(paths) {
-			if m.Err != nil {
-				fmt.Fprintf(os.Stderr, "module %s: %v\n", m.Path, m.Err)
-			}
-		}
-	}
-	// The results port may only appear once virtio_console is loaded.
-	if r.out == nil {
-		if p, err := channel.FindPort("/sys/class/virtio-ports", guestspec.ResultsPort); err == nil {
-			r.out, _ = os.OpenFile(p, os.O_WRONLY, 0)
-		}
-	}
-	r.Step("modules", t)
+	r.Step("boot", t0)
 	var cfg guestspec.Config
 	b, err := os.ReadFile(guestspec.ConfigPath)
 	if err != nil {
@@ -87,43 +63,11 @@ func (r *Reporter) Finish(err error) {
 	} else {
 		r.Line(guestspec.Line{Kind: "done"})
 	}
-	initsys.Sync()
-	if r.out != nil {
-		r.out.Sync()
-	}
-	time.Sleep(200 * time.Millisecond) // let the port drain before the power goes
-	initsys.PowerOff()
-	select {}
+	r.port.PowerOff()
 }
 
 // Network configures QEMU user networking's fixed addresses: 10.0.2.15/24 via 10.0.2.2.
-func Network() error {
-	lo, err := netlink.LinkByName("lo")
-	if err != nil {
-		return err
-	}
-	if err := netlink.LinkSetUp(lo); err != nil {
-		return err
-	}
-	var eth netlink.Link
-	for i := 0; i < 100; i++ {
-		if eth, err = netlink.LinkByName("eth0"); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		return fmt.Errorf("no eth0: %w", err)
-	}
-	addr, _ := netlink.ParseAddr("10.0.2.15/24")
-	if err := netlink.AddrAdd(eth, addr); err != nil && !strings.Contains(err.Error(), "exists") {
-		return err
-	}
-	if err := netlink.LinkSetUp(eth); err != nil {
-		return err
-	}
-	return netlink.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: net.ParseIP("10.0.2.2")})
-}
+func Network() error { return guestkit.Network() }
 
 // DropCaches writes back dirty data and empties the page, dentry and inode caches.
 func DropCaches() error {

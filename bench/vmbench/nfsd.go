@@ -12,13 +12,14 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/luksmount/luksmount/bench/guestspec"
 	"github.com/luksmount/luksmount/bench/workload"
+	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/initramfs/cpio"
 )
 
@@ -103,30 +104,24 @@ func StartNFSD(ctx context.Context, im Images, disk, dir string, m Machine, pass
 		return nil, err
 	}
 	os.Remove(n.results)
-	accel := "tcg"
-	if m.CPUs > 1 {
-		accel = "tcg,thread=multi"
+	qc := qemu.Config{
+		Arch: qemu.ArchAMD64, Accel: qemu.AccelTCG, HostOS: runtime.GOOS,
+		MemoryMiB: m.MemoryMiB, CPUs: m.CPUs, Kernel: im.Kernel, Initrd: initrd,
+		ConsoleLog: filepath.Join(dir, "console.log"),
+		Disks:      []qemu.Disk{{Path: disk}},
+		NoControl:  true,
+		UserNet: &qemu.UserNet{Forwards: []qemu.Forward{
+			{HostPort: n.NFSPort, GuestPort: 2049}, {HostPort: n.MountPort, GuestPort: mountdPort}}},
+		Serials: []qemu.SerialPort{
+			{Name: guestspec.ResultsPort, File: n.results},
+			{Name: guestspec.StopPort, Socket: filepath.Join(dir, "stop.sock")},
+		},
 	}
-	args := []string{
-		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-		"-M", "q35", "-accel", accel, "-cpu", "max",
-		"-smp", strconv.Itoa(m.CPUs), "-m", strconv.Itoa(m.MemoryMiB),
-		"-kernel", im.Kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests",
-		"-serial", "file:" + filepath.Join(dir, "console.log"),
-		"-blockdev", "driver=file,node-name=d0f,filename=" + disk + ",cache.direct=off,cache.no-flush=off",
-		"-blockdev", "driver=raw,node-name=d0,file=d0f",
-		"-device", "virtio-blk-pci,drive=d0,write-cache=on",
-		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:2049,hostfwd=tcp:127.0.0.1:%d-:%d", n.NFSPort, n.MountPort, mountdPort),
-		"-device", "virtio-net-pci,netdev=n0",
-		"-device", "virtio-serial-pci",
-		"-chardev", "file,id=res,path=" + n.results,
-		"-device", "virtserialport,chardev=res,name=" + guestspec.ResultsPort,
-		"-chardev", "socket,id=stop,path=" + filepath.Join(dir, "stop.sock") + ",server=on,wait=off",
-		"-device", "virtserialport,chardev=stop,name=" + guestspec.StopPort,
-		"-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0",
+	args, err := qc.Args()
+	if err != nil {
+		return nil, fmt.Errorf("nfsd VM: %w", err)
 	}
-	n.cmd = exec.Command("qemu-system-x86_64", args...)
+	n.cmd = exec.Command(qc.Binary(), args...)
 	var stderr bytes.Buffer
 	n.cmd.Stderr = &stderr
 	if err := n.cmd.Start(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/luksmount/luksmount/pkg/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -184,26 +185,10 @@ func isFSRoot(fd int, path string) bool {
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
 		if len(f) > 4 && f[0] == id {
-			return f[3] == "/" && unescapeMount(f[4]) == path
+			return f[3] == "/" && mountinfo.Unescape(f[4]) == path
 		}
 	}
 	return false
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Path returns the current path, relative to the root, of the file a handle names.

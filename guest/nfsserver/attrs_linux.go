@@ -1,14 +1,13 @@
 package nfsserver
 
 import (
-	"encoding/binary"
-	"sync"
+	"strconv"
 
 	"github.com/luksmount/luksmount/guest/xdr"
 	"golang.org/x/sys/unix"
 )
 
-// idMap translates owners between the drive and the client (point 7).
+// idMap translates owners between the drive and the client.
 type idMap struct {
 	pass                 bool
 	clientUID, clientGID uint32
@@ -118,124 +117,16 @@ func (s *Server) wcc(w *xdr.Writer, pre, post *unix.Stat_t) {
 	s.postOpAttr(w, post)
 }
 
-// statCache remembers the latest stat of each inode go-nfs looked at, so
-// the attributes in go-nfs replies can be rewritten to match ours exactly.
-type statCache struct {
-	mu        sync.Mutex
-	cur, prev map[uint64]unix.Stat_t
-}
-
-const statCacheGen = 1 << 15
-
-func (c *statCache) put(st *unix.Stat_t) {
-	c.mu.Lock()
-	if c.cur == nil || len(c.cur) >= statCacheGen {
-		c.prev, c.cur = c.cur, make(map[uint64]unix.Stat_t, 256)
+// chmodFd sets the permission bits (07777) of the inode behind an O_PATH fd
+// (fchmod refuses O_PATH fds, the /proc path does not); a symlink's mode
+// cannot change on Linux, so it is left alone.
+func chmodFd(fd int, mode uint32) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
 	}
-	c.cur[st.Ino] = *st
-	c.mu.Unlock()
-}
-
-func (c *statCache) get(ino uint64) (unix.Stat_t, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st, ok := c.cur[ino]; ok {
-		return st, true
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return nil
 	}
-	st, ok := c.prev[ino]
-	return st, ok
-}
-
-// Shapes of the go-nfs replies whose attributes we rewrite.
-const (
-	shapeAttr    = iota // status, post_op_attr, rest
-	shapeLookup         // status, ok: fh, attr, attr; else attr
-	shapeCreated        // status, ok: post_op_fh, attr, wcc; else wcc
-	shapeWcc            // status, wcc
-	shapeWccWcc         // status, wcc, wcc
-)
-
-var passShapes = map[uint32]int{
-	11: shapeCreated, 18: shapeAttr, 20: shapeAttr,
-}
-
-// patchReply rewrites every fattr3 in a go-nfs reply with our attributes for
-// the same inode, and drops pre-op attributes (go-nfs fakes their ctime).
-// On anything unexpected it returns the reply unchanged.
-func (s *Server) patchReply(proc uint32, rep []byte) []byte {
-	shape, ok := passShapes[proc]
-	if !ok {
-		return rep
-	}
-	r := xdr.NewReader(rep)
-	r.Uint32() // xid
-	if r.Uint32() != 1 || r.Uint32() != 0 {
-		return rep
-	}
-	r.Uint32()
-	r.Opaque(400)
-	if r.Uint32() != 0 || r.Err() != nil {
-		return rep
-	}
-	w := &xdr.Writer{B: make([]byte, 0, len(rep)+64)}
-	w.B = append(w.B, rep[:r.Offset()]...)
-	status := r.Uint32()
-	w.Uint32(status)
-	attr := func() {
-		present := r.Bool()
-		if !present {
-			w.Bool(false)
-			return
-		}
-		raw := r.Fixed(fattrSize)
-		if raw == nil {
-			return
-		}
-		if st, ok := s.stats.get(binary.BigEndian.Uint64(raw[52:60])); ok {
-			w.Bool(true)
-			s.putFattr(w, &st)
-			return
-		}
-		w.Bool(true)
-		w.B = append(w.B, raw...)
-	}
-	wcc := func() {
-		if r.Bool() {
-			r.Fixed(24)
-		}
-		w.Bool(false)
-		attr()
-	}
-	switch shape {
-	case shapeAttr:
-		attr()
-	case shapeLookup:
-		if status == 0 {
-			w.Opaque(r.Opaque(64))
-			attr()
-		}
-		attr()
-	case shapeCreated:
-		if status == 0 {
-			has := r.Bool()
-			w.Bool(has)
-			if has {
-				w.Opaque(r.Opaque(64))
-			}
-			attr()
-		}
-		wcc()
-	case shapeWcc:
-		wcc()
-	case shapeWccWcc:
-		wcc()
-		wcc()
-	}
-	if r.Err() != nil {
-		if debugCalls {
-			s.opts.logf("patch proc %d failed: %v %x", proc, r.Err(), rep)
-		}
-		return rep
-	}
-	return append(w.B, r.Remaining()...)
+	return unix.Fchmodat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), mode&0o7777, 0)
 }

@@ -7,18 +7,14 @@ import (
 	"time"
 )
 
-var nfsProcNames = [22]string{"NULL", "GETATTR", "SETATTR", "LOOKUP", "ACCESS", "READLINK", "READ", "WRITE",
-	"CREATE", "MKDIR", "SYMLINK", "MKNOD", "REMOVE", "RMDIR", "RENAME", "LINK", "READDIR", "READDIRPLUS",
-	"FSSTAT", "FSINFO", "PATHCONF", "COMMIT"}
-
 // callStats counts NFS calls and the server time they took, per procedure,
 // for the summary logged when the server stops.
 type callStats struct {
-	n, ns [22]atomic.Int64
+	n, ns [nfsProcs]atomic.Int64
 }
 
 func (c *callStats) add(proc uint32, start time.Time) {
-	if proc < 22 {
+	if proc < nfsProcs {
 		d := time.Since(start)
 		c.n[proc].Add(1)
 		c.ns[proc].Add(int64(d))
@@ -36,7 +32,7 @@ func (c *callStats) String() string {
 		if b.Len() > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%s %d (%v)", nfsProcNames[i], n, time.Duration(c.ns[i].Load()/n).Round(time.Microsecond))
+		fmt.Fprintf(&b, "%s %d (%v)", procNames[i], n, time.Duration(c.ns[i].Load()/n).Round(time.Microsecond))
 	}
 	return b.String()
 }

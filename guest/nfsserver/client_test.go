@@ -155,7 +155,7 @@ type fattr struct {
 	typ, mode, nlink, uid, gid uint32
 	size, used                 uint64
 	fsid, fileid               uint64
-	atime, mtime, ctime        [2]uint32
+	rdev, atime, mtime, ctime  [2]uint32
 }
 
 func readFattr(r *xdr.Reader) fattr {
@@ -163,7 +163,7 @@ func readFattr(r *xdr.Reader) fattr {
 	var a fattr
 	a.typ, a.mode, a.nlink, a.uid, a.gid = r.Uint32(), r.Uint32(), r.Uint32(), r.Uint32(), r.Uint32()
 	a.size, a.used = r.Uint64(), r.Uint64()
-	r.Uint64()
+	a.rdev = [2]uint32{r.Uint32(), r.Uint32()}
 	a.fsid, a.fileid = r.Uint64(), r.Uint64()
 	a.atime = [2]uint32{r.Uint32(), r.Uint32()}
 	a.mtime = [2]uint32{r.Uint32(), r.Uint32()}

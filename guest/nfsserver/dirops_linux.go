@@ -233,3 +233,69 @@ func (s *Server) readlink(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 		w.Opaque(buf[:n])
 	}
 }
+
+// checkName refuses names that are not a single new directory entry.
+func checkName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return unix.EINVAL
+	case len(name) > 255:
+		return unix.ENAMETOOLONG
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] == '/' || name[i] == 0 {
+			return unix.EINVAL
+		}
+	}
+	return nil
+}
+
+// openDir opens a directory handle for *at calls.
+func (s *Server) openDir(h []byte) (int, *unix.Stat_t, error) {
+	fd, _, err := s.table.Open(h, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return -1, nil, err
+	}
+	st, err := fstat(fd)
+	if err != nil {
+		unix.Close(fd)
+		return -1, nil, err
+	}
+	return fd, st, nil
+}
+
+func (s *Server) link(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
+	h := fh(r)
+	dh := fh(r)
+	name := r.String(4096)
+	if r.Err() != nil {
+		return
+	}
+	fail := func(err error, fst, pre, post *unix.Stat_t) {
+		w.Uint32(status(err))
+		s.postOpAttr(w, fst)
+		s.wcc(w, pre, post)
+	}
+	fd, _, err := s.table.Open(h, unix.O_PATH)
+	if err != nil {
+		fail(err, nil, nil, nil)
+		return
+	}
+	defer unix.Close(fd)
+	fst, _ := fstat(fd)
+	dfd, pre, err := s.openDir(dh)
+	if err != nil {
+		fail(err, fst, nil, nil)
+		return
+	}
+	defer unix.Close(dfd)
+	if err = checkName(name); err == nil && s.opts.ReadOnly {
+		err = unix.EROFS
+	}
+	if err == nil {
+		err = unix.Linkat(fd, "", dfd, name, unix.AT_EMPTY_PATH)
+	}
+	fst, _ = fstat(fd)
+	post, _ := fstat(dfd)
+	fail(err, fst, pre, post)
+}

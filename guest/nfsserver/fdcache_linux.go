@@ -36,10 +36,9 @@ func newFdCache(t *nfshandle.Table, readOnly bool, max int) *fdCache {
 // get returns an open fd (read-write unless the server is read-only or the
 // file cannot be opened for writing) for a regular file's handle.
 func (c *fdCache) get(h []byte) (*openFile, error) {
-	key := string(h)
 	c.mu.Lock()
 	c.tick++
-	if of, ok := c.m[key]; ok {
+	if of, ok := c.m[string(h)]; ok { // no allocation for a hit
 		of.refs++
 		of.used = c.tick
 		c.mu.Unlock()
@@ -58,6 +57,7 @@ func (c *fdCache) get(h []byte) (*openFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	key := string(h)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if of, ok := c.m[key]; ok { // lost a race: use the winner

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Point 4: a slow call does not stall the other calls of its connection.
+// A slow call does not stall the other calls of its connection.
 func TestConcurrentCalls(t *testing.T) {
 	for _, k := range []kind{stockChroot, ours} {
 		t.Run(k.String(), func(t *testing.T) {
@@ -64,7 +63,7 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 }
 
-// Point 9: a panic fails one call; the connection and server carry on.
+// A panic fails one call; the connection and server carry on.
 func TestPanicFailsOneCall(t *testing.T) {
 	root := t.TempDir()
 	testHookDispatch = func(c *rpcfront.Call) {
@@ -84,7 +83,7 @@ func TestPanicFailsOneCall(t *testing.T) {
 	}
 }
 
-// Point 10: 100k entries list completely with a real client, and cookies
+// 100k entries list completely with a real client, and cookies
 // survive changes to the directory.
 func TestReaddirLarge(t *testing.T) {
 	root := t.TempDir()
@@ -187,20 +186,14 @@ func TestReaddirCookiesSurviveChanges(t *testing.T) {
 }
 
 // FuzzDispatch feeds arbitrary RPC records to the whole server: it must
-// never panic out (a panic in go-nfs's own goroutine would crash the
-// worker), hang, or leave go-nfs without an answer. Seeds are calls our
-// tests send, including every pass-through procedure.
+// never panic out or hang. Seeds are calls our tests send, including
+// MKNOD of every type, FSSTAT and PATHCONF.
 func FuzzDispatch(f *testing.F) {
 	root := f.TempDir()
 	os.WriteFile(filepath.Join(root, "f"), []byte("x"), 0o644)
 	os.Mkdir(filepath.Join(root, "dir"), 0o755)
 	os.Symlink("f", filepath.Join(root, "link"))
-	var unanswered atomic.Value
-	s, err := New(Options{Root: root, PassThroughTimeout: 5 * time.Second, Logf: func(format string, a ...any) {
-		if strings.Contains(format, "go-nfs did not answer") {
-			unanswered.Store(fmt.Sprintf(format, a...))
-		}
-	}})
+	s, err := New(Options{Root: root, Logf: func(string, ...any) {}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -217,8 +210,8 @@ func FuzzDispatch(f *testing.F) {
 		seed(100003, 3, proc, args(func(w *xdr.Writer) { w.Opaque(rh); w.String("f"); w.Uint64(0); w.Uint32(4096) }))
 		seed(100003, 3, proc, args(func(w *xdr.Writer) { w.Opaque(fh); w.Uint64(0); w.Uint32(1); w.Uint32(0); w.Opaque([]byte("y")) }))
 	}
-	for proc, a := range passThroughArgs(rh, dh) {
-		seed(100003, 3, proc, a)
+	for k, a := range trickyArgs(rh, dh) {
+		seed(100003, 3, k.proc, a)
 	}
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		done := make(chan struct{})
@@ -230,9 +223,6 @@ func FuzzDispatch(f *testing.F) {
 		case <-done:
 		case <-time.After(20 * time.Second):
 			t.Fatalf("call hung: % x", rec)
-		}
-		if msg := unanswered.Load(); msg != nil {
-			t.Fatalf("%s: % x", msg, rec)
 		}
 	})
 }

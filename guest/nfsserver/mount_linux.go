@@ -11,15 +11,15 @@ import (
 // exportPath is the one export: the whole served tree.
 const exportPath = "/"
 
-// MOUNT v3 procedures (RFC 1813 appendix I); go-nfs lacks DUMP, UMNTALL and
-// EXPORT and cannot tell us about UMNT, so we answer them all.
-var ownMount = map[uint32]procFunc{
-	0: func(*Server, *rpcfront.Call, *xdr.Reader, *xdr.Writer) {},
-	1: (*Server).mnt,
-	2: (*Server).dump,
-	3: (*Server).umnt,
-	4: (*Server).umntall,
-	5: (*Server).export,
+// mountProcTable answers the MOUNT procedures, all six (UMNT tells the
+// agent the client is gone).
+var mountProcTable = map[uint32]procFunc{
+	mountNull:    func(*Server, *rpcfront.Call, *xdr.Reader, *xdr.Writer) {},
+	mountMnt:     (*Server).mnt,
+	mountDump:    (*Server).dump,
+	mountUmnt:    (*Server).umnt,
+	mountUmntall: (*Server).umntall,
+	mountExport:  (*Server).export,
 }
 
 func (s *Server) mnt(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
@@ -29,14 +29,14 @@ func (s *Server) mnt(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 	}
 	h, ok := s.mountHandle(dir)
 	if !ok {
-		w.Uint32(2) // MNT3ERR_NOENT
+		w.Uint32(mnt3ErrNoEnt)
 		return
 	}
 	s.mountsMu.Lock()
 	s.mounts[c.Remote] = dir
 	s.mountsMu.Unlock()
 	s.opts.logf("nfs: %s mounted %s", c.Remote, dir)
-	w.Uint32(0)
+	w.Uint32(mnt3OK)
 	w.Opaque(h)
 	w.Uint32(1) // one flavor:
 	w.Uint32(rpcfront.AuthSys)
@@ -53,12 +53,7 @@ func (s *Server) mountHandle(dir string) ([]byte, bool) {
 	if clean == exportPath {
 		return s.table.Root(), true
 	}
-	rel := strings.TrimPrefix(clean, "/")
-	fi, err := s.fs.Lstat(rel)
-	if err != nil || !fi.IsDir() {
-		return nil, false
-	}
-	h, err := s.handleOfPath(rel)
+	h, err := s.handleOfPath(strings.TrimPrefix(clean, "/"))
 	if err != nil {
 		return nil, false
 	}

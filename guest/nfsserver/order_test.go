@@ -24,15 +24,17 @@ func TestWritesKeepArrivalOrder(t *testing.T) {
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
 	stalled := false
+	stuck := make(chan struct{}) // closed once the first WRITE is held in the hook
 	var mu sync.Mutex
 	testHookDispatch = func(c *rpcfront.Call) {
 		mu.Lock()
-		first := c.Prog == progNFS && c.Proc == 7 && !stalled
+		first := c.Prog == progNFS && c.Proc == procWrite && !stalled
 		if first {
 			stalled = true
 		}
 		mu.Unlock()
 		if first {
+			close(stuck)
 			<-release // the first WRITE is stuck on a slow disk
 		}
 	}
@@ -53,7 +55,11 @@ func TestWritesKeepArrivalOrder(t *testing.T) {
 		}))
 	}
 	first := wr(fh, "AAAA")
-	time.Sleep(50 * time.Millisecond) // the first WRITE is now stuck in the hook
+	select {
+	case <-stuck:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first WRITE never reached the server")
+	}
 	second := wr(fh, "BBBB")
 	readXID := c.send(progNFS, 3, 6, args(func(w *xdr.Writer) { w.Opaque(fh); w.Uint64(0); w.Uint32(4) }))
 	otherXID := wr(gh, "CCCC")

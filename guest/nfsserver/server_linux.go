@@ -1,21 +1,18 @@
 package nfsserver
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"path"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/go-git/go-billy/v5"
 	"github.com/luksmount/luksmount/guest/nfshandle"
-	"github.com/luksmount/luksmount/guest/rootfs"
 	"github.com/luksmount/luksmount/guest/rpcfront"
-	nfs "github.com/willscott/go-nfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,13 +21,10 @@ type Server struct {
 	opts    Options
 	ids     idMap
 	table   *nfshandle.Table
-	fs      *rootfs.FS
 	fsid    uint64
 	verf    [8]byte // write verifier: changes every time a server starts
-	stats   statCache
 	calls   callStats
 	fds     *fdCache
-	pool    *rpcfront.PipePool
 	rpc     *rpcfront.Server
 	started time.Time
 
@@ -39,8 +33,11 @@ type Server struct {
 	closed   sync.Once
 }
 
-// Pass-through calls to go-nfs run on this many in-memory connections at once.
-const passThroughConns = 16
+// maxRecord is the largest call accepted: a WRITE of maxIO and its header.
+const maxRecord = maxIO + 64<<10
+
+// testHookRPCConfig lets tests shorten rpcfront's timeouts.
+var testHookRPCConfig func(*rpcfront.Config)
 
 // New checks opts and prepares a server; it does not listen yet.
 func New(opts Options) (*Server, error) {
@@ -68,31 +65,17 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.fsid = s.table.FSID()
-	s.fs, err = rootfs.New(s.table.RootPath(), rootfs.Options{
-		ReadOnly: opts.ReadOnly,
-		Owner: func() (int, int, bool) {
-			u, g := s.ids.owner()
-			return int(u), int(g), true
-		},
-		MapChown: func(uid, gid int) (int, int) {
-			u, g := s.ids.in(uint32(uid), uint32(gid))
-			return int(u), int(g)
-		},
-		OnStat: s.stats.put,
-	})
-	if err != nil {
-		s.table.Close()
-		return nil, err
-	}
 	s.fds = newFdCache(s.table, opts.ReadOnly, 256)
-	inner := &nfs.Server{Handler: &handler{s: s}, ID: s.verf}
-	s.pool = rpcfront.NewPipePool(inner.Serve, passThroughConns, opts.PassThroughTimeout)
-	s.rpc = rpcfront.NewServer(s, rpcfront.Config{
-		MaxRecord:   maxIO + 64<<10,
+	cfg := rpcfront.Config{
+		MaxRecord:   maxRecord,
 		MaxInFlight: 32,
 		Authorize:   s.authorize,
 		Logf:        opts.Logf,
-	})
+	}
+	if testHookRPCConfig != nil {
+		testHookRPCConfig(&cfg)
+	}
+	s.rpc = rpcfront.NewServer(s, cfg)
 	return s, nil
 }
 
@@ -112,10 +95,8 @@ func (s *Server) Close() error {
 	s.closed.Do(func() {
 		start := time.Now()
 		s.rpc.Close()
-		s.pool.Close()
 		err = s.Sync()
 		s.fds.closeAll()
-		s.fs.Close()
 		s.table.Close()
 		s.opts.logf("nfs server stopped; data flushed in %v", time.Since(start).Round(time.Millisecond))
 		if sum := s.calls.String(); sum != "" {
@@ -138,10 +119,10 @@ func (s *Server) Sync() error {
 	return nil
 }
 
-// authorize refuses calls from anyone but the mounting user and root (point
-// 8). NULL pings are always answered so clients can probe the server.
+// authorize refuses calls from anyone but the mounting user and root. NULL
+// pings are always answered so clients can probe the server.
 func (s *Server) authorize(c *rpcfront.Call) uint32 {
-	if c.Proc == 0 {
+	if c.Proc == procNull {
 		return 0
 	}
 	if c.CredFlavor != rpcfront.AuthSys || !c.CredOK {
@@ -153,69 +134,26 @@ func (s *Server) authorize(c *rpcfront.Call) uint32 {
 	return 0
 }
 
-// handler is the go-nfs Handler: persistent handles and our contained FS.
-type handler struct{ s *Server }
-
-func (h *handler) Mount(ctx context.Context, c net.Conn, req nfs.MountRequest) (nfs.MountStatus, billy.Filesystem, []nfs.AuthFlavor) {
-	return nfs.MountStatusOk, h.s.fs, []nfs.AuthFlavor{nfs.AuthFlavorUnix}
-}
-
-func (h *handler) Change(billy.Filesystem) billy.Change {
-	if h.s.opts.ReadOnly {
-		return nil
-	}
-	return h.s.fs
-}
-
-func (h *handler) FSStat(ctx context.Context, f billy.Filesystem, st *nfs.FSStat) error {
-	var sfs unix.Statfs_t
-	if err := unix.Fstatfs(h.s.table.RootFd(), &sfs); err != nil {
-		return err
-	}
-	bs := uint64(sfs.Bsize)
-	st.TotalSize = sfs.Blocks * bs
-	st.FreeSize = sfs.Bfree * bs
-	st.AvailableSize = sfs.Bavail * bs
-	st.TotalFiles = sfs.Files
-	st.FreeFiles = sfs.Ffree
-	st.AvailableFiles = sfs.Ffree
-	return nil
-}
-
-func (h *handler) ToHandle(f billy.Filesystem, p []string) []byte {
-	hd, err := h.s.handleOfPath(strings.Join(p, "/"))
-	if err != nil {
-		return nil
-	}
-	return hd
-}
-
-func (h *handler) FromHandle(fh []byte) (billy.Filesystem, []string, error) {
-	rel, err := h.s.table.Path(fh)
-	if err != nil {
-		return nil, nil, &nfs.NFSStatusError{NFSStatus: nfs.NFSStatusStale, WrappedErr: err}
-	}
-	if rel == "" {
-		return h.s.fs, []string{}, nil
-	}
-	return h.s.fs, strings.Split(rel, "/"), nil
-}
-
-func (h *handler) InvalidateHandle(billy.Filesystem, []byte) error { return nil }
-
-// HandleLimit is unbounded: handles are not stored anywhere.
-func (h *handler) HandleLimit() int { return 1 << 30 }
-
-// handleOfPath makes the handle of a path relative to the root, resolving
-// the parent inside the tree and not following a final symlink.
+// handleOfPath makes the handle of a directory given by a path relative to
+// the root (MOUNT of a subdirectory). Each component is opened without
+// following symlinks, and ".." never appears after path.Clean, so the walk
+// cannot leave the tree.
 func (s *Server) handleOfPath(rel string) ([]byte, error) {
 	if rel == "" || rel == "." || rel == "/" {
 		return s.table.Root(), nil
 	}
-	d, base, err := s.fs.OpenParent(rel)
+	fd, err := unix.Dup(s.table.RootFd())
 	if err != nil {
 		return nil, err
 	}
-	defer d.Close()
-	return s.table.At(int(d.Fd()), base)
+	for _, name := range strings.Split(strings.Trim(path.Clean("/"+rel), "/"), "/") {
+		next, err := unix.Openat(fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			return nil, err
+		}
+		fd = next
+	}
+	defer unix.Close(fd)
+	return s.table.At(fd, "")
 }

@@ -45,7 +45,6 @@ type Call struct {
 	GIDs     []uint32
 	CredOK   bool
 	Args     []byte // procedure arguments (aliases Record)
-	Record   []byte // the whole call message, for pass-through
 	Remote   string // client address
 }
 
@@ -53,7 +52,7 @@ type Call struct {
 // and XID was read, the caller should reply GARBAGE_ARGS.
 func ParseCall(rec []byte) (*Call, error) {
 	r := xdr.NewReader(rec)
-	c := &Call{Record: rec}
+	c := &Call{}
 	c.XID = r.Uint32()
 	mtype := r.Uint32()
 	if r.Err() != nil {
@@ -100,12 +99,20 @@ func replyHeader(xid uint32) *xdr.Writer {
 
 // Accepted starts a MSG_ACCEPTED reply with the given accept_stat; append the body to W.B.
 func Accepted(xid uint32, stat uint32) *xdr.Writer {
-	w := replyHeader(xid)
+	return &xdr.Writer{B: AppendAccepted(make([]byte, 0, 128), xid, stat)}
+}
+
+// AppendAccepted appends a MSG_ACCEPTED reply header to dst, for callers
+// that size the reply buffer themselves.
+func AppendAccepted(dst []byte, xid uint32, stat uint32) []byte {
+	w := xdr.Writer{B: dst}
+	w.Uint32(xid)
+	w.Uint32(1) // REPLY
 	w.Uint32(0) // MSG_ACCEPTED
 	w.Uint32(AuthNone)
 	w.Uint32(0) // empty verifier
 	w.Uint32(stat)
-	return w
+	return w.B
 }
 
 // ProgMismatchReply tells the client which versions of the program exist.

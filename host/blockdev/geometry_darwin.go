@@ -1,7 +1,6 @@
 package blockdev
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -28,17 +27,10 @@ func openTarget(path string, isImage, readOnly bool) (*os.File, error) {
 		flags = os.O_RDONLY
 	}
 	f, err := os.OpenFile(path, flags, 0)
-	switch {
-	case err == nil:
-		return f, nil
-	case errors.Is(err, os.ErrPermission) && !isImage:
-		// Even root gets EPERM on /dev/disk* until the terminal has Full Disk Access (TCC).
-		return nil, fmt.Errorf("cannot open %s: %w; run with sudo, and give your terminal app Full Disk Access in System Settings > Privacy & Security", path, err)
-	case errors.Is(err, unix.EBUSY):
-		return nil, fmt.Errorf("cannot open %s: %w: %v", path, ErrInUse, err)
-	default:
-		return nil, fmt.Errorf("cannot open %s: %w", path, err)
+	if err != nil {
+		return nil, darwinOpenError(path, isImage, readOnly, os.Geteuid(), err)
 	}
+	return f, nil
 }
 
 func deviceGeometry(f *os.File) (geometry, error) {

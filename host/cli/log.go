@@ -14,6 +14,7 @@ import (
 
 	"github.com/luksmount/luksmount/host/blockdev"
 	"github.com/luksmount/luksmount/host/session"
+	"github.com/luksmount/luksmount/host/supervisor"
 	"github.com/luksmount/luksmount/host/timelog"
 )
 
@@ -55,7 +56,7 @@ func (e *env) log(c *ucli.Context) error {
 		return err
 	}
 	defer f.Close()
-	reg := session.Default()
+	reg := supervisor.Registry()
 	return timelog.Follow(f, int64(len(data)), e.stdout, 250*time.Millisecond, func() bool {
 		_, err := reg.Find(id)
 		return err != nil
@@ -90,7 +91,7 @@ func logPathFor(target string) (path, id string, err error) {
 		name := logs[0].name
 		return filepath.Join(session.LogDir(), name), name[:len(name)-len(".log")], nil
 	}
-	if st, err := session.Default().Find(target); err == nil {
+	if st, err := supervisor.Registry().Find(target); err == nil {
 		if st.Log != "" {
 			return st.Log, st.ID, nil
 		}

@@ -11,6 +11,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/luksmount/luksmount/host/session"
+	"github.com/luksmount/luksmount/host/supervisor"
 )
 
 func (e *env) statusCommand() *ucli.Command {
@@ -22,7 +23,7 @@ func (e *env) statusCommand() *ucli.Command {
 			if c.NArg() > 0 {
 				return usagef("status takes no arguments")
 			}
-			sts, err := session.Default().List()
+			sts, err := supervisor.Registry().List()
 			if err != nil {
 				return err
 			}

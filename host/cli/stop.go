@@ -6,14 +6,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/luksmount/luksmount/host/nfsmount"
 	"github.com/luksmount/luksmount/host/session"
 	"github.com/luksmount/luksmount/host/supervisor"
+	"github.com/luksmount/luksmount/host/timelog"
 )
 
 func (e *env) stopCommand() *ucli.Command {
@@ -30,7 +31,7 @@ func (e *env) stopCommand() *ucli.Command {
 }
 
 func (e *env) stop(c *ucli.Context) error {
-	reg := session.Default()
+	reg := supervisor.Registry()
 	var targets []session.State
 	switch {
 	case c.Bool("all") && c.NArg() > 0:
@@ -93,6 +94,9 @@ func stopOne(reg *session.Registry, st session.State, force bool) error {
 	if err == nil {
 		return waitGone(reg, st, 60*time.Second)
 	}
+	if errors.Is(err, supervisor.ErrNoAnswer) {
+		return afterDroppedStop(reg, st, err)
+	}
 	if errors.Is(err, supervisor.ErrMountBusy) && !force {
 		return fmt.Errorf("cannot stop %s: %w", st.Target, err)
 	}
@@ -107,9 +111,7 @@ func stopOne(reg *session.Registry, st session.State, force bool) error {
 		syscall.Kill(st.SupervisorPid, syscall.SIGKILL)
 	}
 	if st.Mountpoint != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		nfsmount.New().Unmount(ctx, st.Mountpoint, true)
-		cancel()
+		supervisor.ForceUnmount(context.Background(), st.Mountpoint) // the VM is dead: straight to force, bounded
 	}
 	return waitGone(reg, st, 10*time.Second)
 }
@@ -123,4 +125,52 @@ func waitGone(reg *session.Registry, st session.State, timeout time.Duration) er
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("%s: the supervisor (pid %d) is still running after %s; retry with --force", st.Target, st.SupervisorPid, timeout)
+}
+
+// droppedStopWait is how long a session that took a stop request but did not answer may take to end.
+var droppedStopWait = 60 * time.Second
+
+// afterDroppedStop finds out what became of a session whose supervisor took a stop request but
+// never answered: it ended if its lock is released and its VM is gone, and the session log says
+// whether the shutdown was clean.
+func afterDroppedStop(reg *session.Registry, st session.State, cause error) error {
+	if err := waitGone(reg, st, droppedStopWait); err != nil {
+		return fmt.Errorf("cannot stop %s: %w, and the session is still running (supervisor pid %d); retry, or use --force", st.Target, cause, st.SupervisorPid)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for pidAlive(st.VMPid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cannot stop %s: its supervisor ended without answering, but QEMU (pid %d) still runs; use `luksmount stop --force`", st.Target, st.VMPid)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if why := sessionOutcome(st.Log); why != "" {
+		return fmt.Errorf("%w: %s ended, but %s; see `luksmount log %s`", supervisor.ErrUncleanShutdown, st.Target, why, st.Target)
+	}
+	return nil
+}
+
+// sessionOutcome reads how the last session in a log ended: "" for a clean end.
+func sessionOutcome(logPath string) string {
+	data, err := os.ReadFile(logPath)
+	if logPath == "" || err != nil {
+		return "its log cannot be read"
+	}
+	last := string(timelog.LastSession(data))
+	if i := strings.LastIndex(last, "session failed: "); i >= 0 {
+		line, _, _ := strings.Cut(last[i+len("session failed: "):], "\n")
+		return "it failed: " + line
+	}
+	if !strings.Contains(last, "session ended after") {
+		return "its supervisor ended without finishing the log"
+	}
+	return ""
+}
+
+func pidAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -210,9 +210,10 @@ func FromDiskutil(ctx context.Context, tool *diskutil.Tool, open Opener) ([]Entr
 	var entries []Entry
 	for _, c := range l.Candidates() {
 		e := Entry{Device: "/dev/" + c.DeviceIdentifier, Size: c.Size, MountedAt: c.MountPoint}
-		// Every diskutil candidate is hinted: a Linux partition type, or an
-		// unpartitioned disk macOS cannot read, which is how LUKS looks to it.
-		if probe(&e, "/dev/r"+c.DeviceIdentifier, open, true) {
+		// A Linux partition type, or an unpartitioned disk macOS cannot read
+		// (how LUKS looks to it), is kept even when its header is unreadable;
+		// any other partition only if its header is LUKS or ext.
+		if probe(&e, "/dev/r"+c.DeviceIdentifier, open, c.Hinted) {
 			if e.Type == "" {
 				e.Type = darwinType(c.Content)
 			}

@@ -182,3 +182,36 @@ func TestHumanSize(t *testing.T) {
 		}
 	}
 }
+
+// Every non-Apple partition's header is read; only LUKS/ext ones are listed, except that a
+// Linux type is listed even when unreadable (finding 14).
+func TestFromDiskutilProbesOtherTypes(t *testing.T) {
+	tool := &diskutil.Tool{Path: "diskutil", Runner: fakeDiskutil{readFile(t, "../diskutil/testdata/list-mixed.plist")}}
+	var opened []string
+	fixtures := fixtureOpener(t, map[string]string{
+		"/dev/rdisk7s2": "luks2-label.bin",  // LUKS on "Microsoft Basic Data"
+		"/dev/rdisk7s4": "luks1-pbkdf2.bin", // LUKS on a GPT Linux LVM partition
+		"/dev/rdisk8s1": "",                 // a FAT boot partition: neither
+		// rdisk8s2 (NTFS) unreadable: dropped; rdisk8s3 (Linux_LVM) unreadable: kept, hinted
+	})
+	open := func(p string) (io.ReaderAt, io.Closer, error) {
+		opened = append(opened, p)
+		return fixtures(p)
+	}
+	got, err := FromDiskutil(context.Background(), tool, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range got {
+		lines = append(lines, e.Device+"|"+e.Type+"|"+e.Label)
+	}
+	want := []string{"/dev/disk7s2|luks2|mylabel", "/dev/disk7s4|luks1|", "/dev/disk8s3|linux|"}
+	if !reflect.DeepEqual(lines, want) {
+		t.Errorf("got %q, want %q", lines, want)
+	}
+	wantOpened := []string{"/dev/rdisk7s2", "/dev/rdisk7s4", "/dev/rdisk8s1", "/dev/rdisk8s2", "/dev/rdisk8s3"}
+	if !reflect.DeepEqual(opened, wantOpened) {
+		t.Errorf("probed %q, want %q (never EFI, HFS, APFS, CoreStorage)", opened, wantOpened)
+	}
+}

@@ -134,12 +134,18 @@ type Candidate struct {
 	MountPoint       string
 	// Whole is true for an unpartitioned whole disk (LUKS straight on the disk).
 	Whole bool
+	// Hinted: macOS's type says Linux/LUKS, or it is a disk macOS cannot read. Other candidates
+	// are listed only if their header turns out to be LUKS or ext.
+	Hinted bool
 }
 
-// Candidates returns the partitions with a Linux/LUKS type, plus whole
-// disks without a partition map, in diskutil's order. It skips OS-internal
-// disks and APFS containers. Whether a candidate really is LUKS or ext is
-// for the caller to decide by reading its header.
+// Candidates returns every partition that may hide a LUKS or ext volume, plus whole disks
+// without a partition map, in diskutil's order: not only Linux/LUKS types, since LUKS is often
+// made on whatever partition a tool created ("Microsoft Basic Data", a GPT Linux LVM partition
+// macOS shows as a bare GUID, FAT/NTFS types; anylinuxfs probes these too). It skips OS-internal
+// disks, APFS containers, and partitions of Apple's own formats (see IsAppleContent). Whether a
+// candidate really is LUKS or ext is for the caller to decide by reading its header; Hinted
+// says macOS's type alone already suggests it.
 func (l *List) Candidates() []Candidate {
 	var out []Candidate
 	for _, d := range l.AllDisksAndPartitions {
@@ -148,17 +154,28 @@ func (l *List) Candidates() []Candidate {
 		}
 		if len(d.Partitions) == 0 && d.Content == "" {
 			out = append(out, Candidate{DeviceIdentifier: d.DeviceIdentifier, WholeDisk: d.DeviceIdentifier,
-				Size: d.Size, MountPoint: d.MountPoint, Whole: true})
+				Size: d.Size, MountPoint: d.MountPoint, Whole: true, Hinted: true})
 			continue
 		}
 		for _, p := range d.Partitions {
-			if IsLinuxContent(p.Content) {
-				out = append(out, Candidate{DeviceIdentifier: p.DeviceIdentifier, WholeDisk: d.DeviceIdentifier,
-					Content: p.Content, Size: p.Size, MountPoint: p.MountPoint})
+			if IsAppleContent(p.Content) {
+				continue
 			}
+			out = append(out, Candidate{DeviceIdentifier: p.DeviceIdentifier, WholeDisk: d.DeviceIdentifier,
+				Content: p.Content, Size: p.Size, MountPoint: p.MountPoint, Hinted: IsLinuxContent(p.Content)})
 		}
 	}
 	return out
+}
+
+// IsAppleContent reports a partition type that holds one of Apple's formats (APFS, HFS,
+// CoreStorage, boot helpers) or the EFI system partition firmware reads as FAT: never LUKS.
+func IsAppleContent(content string) bool {
+	c := strings.ToUpper(content)
+	return strings.HasPrefix(c, "APPLE_") || c == "EFI" ||
+		c == "7C3457EF-0000-11AA-AA11-00306543ECAC" || // APFS, by GUID
+		c == "48465300-0000-11AA-AA11-00306543ECAC" || // HFS+, by GUID
+		c == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" // EFI system, by GUID
 }
 
 // Runner runs a command and returns its standard output.

@@ -159,3 +159,23 @@ func TestTool(t *testing.T) {
 		t.Errorf("UnmountDisk(disk7) err = %v", err)
 	}
 }
+
+// Finding 14: LUKS hides on partitions of any non-Apple type.
+func TestCandidatesProbeEveryNonAppleType(t *testing.T) {
+	l, err := ParseList(read(t, "list-mixed.plist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range l.Candidates() {
+		h := ""
+		if c.Hinted {
+			h = "!"
+		}
+		got = append(got, c.DeviceIdentifier+h)
+	}
+	want := []string{"disk7s2", "disk7s4", "disk8s1", "disk8s2", "disk8s3!"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("candidates = %q, want %q (! = hinted)", got, want)
+	}
+}

@@ -11,5 +11,9 @@ func setCred(cmd *exec.Cmd, cred *Cred) {
 	if cred == nil {
 		return
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: cred.UID, Gid: cred.GID, NoSetGroups: true}}
+	groups := cred.Groups
+	if len(groups) == 0 {
+		groups = []uint32{cred.GID} // never inherit the supervisor's (root's) groups
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: cred.UID, Gid: cred.GID, Groups: groups}}
 }

@@ -12,7 +12,10 @@ func (m *darwinMounter) Mount(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	return mountAsUserThenRoot(ctx, m.r, o, "/sbin/mount_nfs", args)
+	if o.UID > 0 && o.Groups == nil {
+		o.Groups = userGroups(ctx, m.r, o.UID)
+	}
+	return runMount(ctx, m.r, o, "/sbin/mount_nfs", args)
 }
 
 func (m *darwinMounter) Unmount(ctx context.Context, mountpoint string, force bool) error {

@@ -18,7 +18,7 @@ func (m *linuxMounter) Mount(ctx context.Context, o Options) error {
 	}
 	// Linux needs root for an NFS mount unless fstab says "user"; no user attempt.
 	o.UID = 0
-	return mountAsUserThenRoot(ctx, m.r, o, "mount", args)
+	return runMount(ctx, m.r, o, "mount", args)
 }
 
 func (m *linuxMounter) Unmount(ctx context.Context, mountpoint string, force bool) error {

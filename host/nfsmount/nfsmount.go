@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -53,9 +54,13 @@ type Options struct {
 	IgnoreOwnership bool
 	// Extra is the user's --nfs-options ("a=b,c"); it overrides ours.
 	Extra string
-	// UID and GID of the invoking (sudo) user; the macOS mount is tried as
-	// that user first so a later plain `umount` works. -1 or 0 means none.
+	// UID and GID of the invoking (sudo) user; the macOS mount is made as
+	// that user so a later plain `umount` and Finder's Eject work. -1 or 0
+	// means none: the mount is made as the current user.
 	UID, GID int
+	// Groups are that user's groups for the mount_nfs child (nil = just GID),
+	// never the supervisor's (root's wheel, operator, ...).
+	Groups []uint32
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -117,6 +122,13 @@ func DarwinOptions(o Options) ([]string, error) {
 		"timeo=" + strconv.Itoa(TimeoDeciseconds),
 		"retrans=" + strconv.Itoa(Retrans),
 		"deadtimeout=" + strconv.Itoa(DeadTimeoutSeconds),
+		// mount_nfs applies /etc/nfs.conf's nfs.client.mount.options before -o (mount_nfs.c main:
+		// config_read, then getopt; config_read -> handle_mntopts), so name both defaults that
+		// file could flip: a `resvport` there makes the kext demand root for the reserved source
+		// port (kext/nfs_vfsops.c), failing the mount as the user; a `nobrowse` (MNT_DONTBROWSE)
+		// hides the volume from Finder and its Eject. Both parse as the "no"/inverse forms of
+		// mopts entries (mopts "resvport", MOPT_STDOPTS "browse"); later options win.
+		"noresvport", "browse",
 	}
 	if o.ReadOnly {
 		base = append(base, "ro")
@@ -255,8 +267,12 @@ type Mounter interface {
 	Unmount(ctx context.Context, mountpoint string, force bool) error
 }
 
-// Cred is a user to run a command as; nil means the current user.
-type Cred struct{ UID, GID uint32 }
+// Cred is a user to run a command as; nil means the current user. Groups
+// are its supplementary groups (at least GID).
+type Cred struct {
+	UID, GID uint32
+	Groups   []uint32
+}
 
 // Runner runs a command and returns its combined output.
 type Runner interface {
@@ -272,22 +288,83 @@ func commandError(name string, args []string, out []byte, err error) error {
 	return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, msg)
 }
 
-// mountAsUserThenRoot runs the mount as the invoking user first, so that the
-// user owns the mount and can unmount it (and Finder can eject it) without
-// sudo, and falls back to the current (root) user if that is refused.
-func mountAsUserThenRoot(ctx context.Context, r Runner, o Options, prog string, args []string) error {
-	if o.UID > 0 {
-		out, err := r.Run(ctx, &Cred{UID: uint32(o.UID), GID: uint32(max(o.GID, 0))}, prog, args...)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return commandError(prog, args, out, err)
+// runMount runs the mount as the invoking user (o.UID > 0), with that user's
+// groups, so the user owns the mount and can unmount it (and Finder can eject
+// it) without sudo; otherwise as the current user.
+//
+// There is no fallback to a root mount when the user's mount fails: a
+// root-owned mount under /Volumes looks fine until Eject asks for a password
+// and `umount` says "not permitted", and it would hide why the user's mount
+// failed. The one known cause, a `resvport` in /etc/nfs.conf, is overridden
+// by our `noresvport`; anything else is reported with mount_nfs's own words.
+// A user who wants a root mount asks for it with the `resvport` NFS option,
+// which needs root anyway.
+func runMount(ctx context.Context, r Runner, o Options, prog string, args []string) error {
+	var cred *Cred
+	if o.UID > 0 && !wantsReservedPort(o.Extra) {
+		gid := uint32(max(o.GID, 0))
+		cred = &Cred{UID: uint32(o.UID), GID: gid, Groups: withGroup(o.Groups, gid)}
+	}
+	out, err := r.Run(ctx, cred, prog, args...)
+	if err == nil {
+		return nil
+	}
+	err = commandError(prog, args, out, err)
+	if cred != nil {
+		return fmt.Errorf("cannot mount the NFS export on %s as uid %d: %w; luksmount does not retry as root (Finder could not eject that mount); add --nfs-options resvport to mount as root on purpose", o.Mountpoint, o.UID, err)
+	}
+	return fmt.Errorf("cannot mount the NFS export on %s: %w", o.Mountpoint, err)
+}
+
+// wantsReservedPort reports whether the user's options end with resvport on.
+func wantsReservedPort(extra string) bool {
+	on := false
+	for _, f := range strings.Split(extra, ",") {
+		switch strings.ToLower(strings.TrimSpace(f)) {
+		case "resvport":
+			on = true
+		case "noresvport":
+			on = false
 		}
 	}
-	out, err := r.Run(ctx, nil, prog, args...)
+	return on
+}
+
+// withGroup returns groups with gid first and no duplicates.
+func withGroup(groups []uint32, gid uint32) []uint32 {
+	out := []uint32{gid}
+	for _, g := range groups {
+		if g != gid && !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// ParseIDGroups reads `id -G` output ("20 12 61 79 80").
+func ParseIDGroups(out string) ([]uint32, error) {
+	var gs []uint32
+	for _, f := range strings.Fields(out) {
+		g, err := strconv.ParseUint(f, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("bad group id %q in id -G output", f)
+		}
+		gs = append(gs, uint32(g))
+	}
+	if len(gs) == 0 {
+		return nil, errors.New("id -G printed no groups")
+	}
+	return gs, nil
+}
+
+// userGroups asks id(1) for uid's groups: directory-service groups (staff,
+// admin, ...) are not in /etc/group, which is all os/user reads without cgo.
+// On failure the mount gets only the primary group.
+func userGroups(ctx context.Context, r Runner, uid int) []uint32 {
+	out, err := r.Run(ctx, nil, "/usr/bin/id", "-G", strconv.Itoa(uid))
 	if err != nil {
-		return fmt.Errorf("cannot mount the NFS export on %s: %w", o.Mountpoint, commandError(prog, args, out, err))
+		return nil
 	}
-	return nil
+	gs, _ := ParseIDGroups(string(out))
+	return gs
 }

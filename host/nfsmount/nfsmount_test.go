@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -15,7 +17,7 @@ func TestDarwinArgs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"-o",
-		"vers=3,tcp,port=40123,mountport=40123,locallocks,nfc,rsize=1048576,wsize=1048576,readahead=16,soft,intr,timeo=300,retrans=3,deadtimeout=180",
+		"vers=3,tcp,port=40123,mountport=40123,locallocks,nfc,rsize=1048576,wsize=1048576,readahead=16,soft,intr,timeo=300,retrans=3,deadtimeout=180,noresvport,browse",
 		"127.0.0.1:/", "/Volumes/backup"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("DarwinArgs =\n %q\nwant\n %q", got, want)
@@ -32,7 +34,7 @@ func TestDarwinArgsUserWins(t *testing.T) {
 	}
 	opts := strings.Split(got[1], ",")
 	want := []string{"vers=3", "tcp", "port=2049", "mountport=2050", "wsize=1048576", "readahead=16", "intr", "retrans=3",
-		"deadtimeout=180", "ro", "noowners", "hard", "nolocks", "noac", "timeo=100", "rsize=131072", "nfc"}
+		"deadtimeout=180", "noresvport", "browse", "ro", "noowners", "hard", "nolocks", "noac", "timeo=100", "rsize=131072", "nfc"}
 	if !reflect.DeepEqual(opts, want) {
 		t.Errorf("options =\n %q\nwant\n %q", opts, want)
 	}
@@ -141,35 +143,109 @@ func (f *fakeRunner) Run(_ context.Context, cred *Cred, name string, args ...str
 	return nil, nil
 }
 
-func TestMountAsUserThenRoot(t *testing.T) {
-	o := Options{Mountpoint: "/Volumes/x", UID: 501, GID: 20}
+// The user's mount_nfs runs as the user with the user's groups; a failure is
+// reported, never retried as root (finding 4); resvport asks for root.
+func TestRunMount(t *testing.T) {
+	ctx := context.Background()
+	o := Options{Mountpoint: "/Volumes/x", UID: 501, GID: 20, Groups: []uint32{12, 20, 61}}
 	r := &fakeRunner{}
-	if err := mountAsUserThenRoot(context.Background(), r, o, "/sbin/mount_nfs", []string{"a"}); err != nil {
+	if err := runMount(ctx, r, o, "/sbin/mount_nfs", []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.calls) != 1 || r.calls[0].cred == nil || *r.calls[0].cred != (Cred{501, 20}) {
-		t.Errorf("calls = %+v, want one as 501:20", r.calls)
+	if len(r.calls) != 1 || r.calls[0].cred == nil || r.calls[0].cred.UID != 501 || r.calls[0].cred.GID != 20 ||
+		!reflect.DeepEqual(r.calls[0].cred.Groups, []uint32{20, 12, 61}) {
+		t.Errorf("calls = %+v, want one as 501:20 with groups [20 12 61]", r.calls)
 	}
 
 	r = &fakeRunner{fail: []string{""}} // fails only as the user
-	if err := mountAsUserThenRoot(context.Background(), r, o, "/sbin/mount_nfs", []string{"a"}); err != nil {
-		t.Fatal(err)
+	err := runMount(ctx, r, o, "/sbin/mount_nfs", []string{"a"})
+	if len(r.calls) != 1 {
+		t.Errorf("calls = %+v: retried after the user's mount failed", r.calls)
 	}
-	if len(r.calls) != 2 || r.calls[1].cred != nil {
-		t.Errorf("calls = %+v, want user then root", r.calls)
-	}
-
-	r = &fakeRunner{fail: []string{"/sbin/mount_nfs"}}
-	err := mountAsUserThenRoot(context.Background(), r, o, "/sbin/mount_nfs", []string{"a"})
-	if err == nil || !strings.Contains(err.Error(), "/Volumes/x") || !strings.Contains(err.Error(), "permission denied") {
-		t.Errorf("err = %v, want the mount point and the tool's output", err)
+	for _, want := range []string{"/Volumes/x", "as uid 501", "permission denied", "does not retry as root", "--nfs-options resvport"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q in it", err, want)
+		}
 	}
 
 	r = &fakeRunner{}
-	o.UID = 0 // not under sudo: straight to the current user
-	mountAsUserThenRoot(context.Background(), r, o, "mount", nil)
+	o.Extra = "rsize=65536,resvport"
+	runMount(ctx, r, o, "/sbin/mount_nfs", nil)
 	if len(r.calls) != 1 || r.calls[0].cred != nil {
-		t.Errorf("calls = %+v", r.calls)
+		t.Errorf("resvport: calls = %+v, want one as root", r.calls)
+	}
+	r = &fakeRunner{}
+	o.Extra = "resvport,noresvport"
+	runMount(ctx, r, o, "/sbin/mount_nfs", nil)
+	if len(r.calls) != 1 || r.calls[0].cred == nil {
+		t.Errorf("resvport then noresvport: calls = %+v, want one as the user", r.calls)
+	}
+
+	r = &fakeRunner{}
+	o = Options{Mountpoint: "/m", UID: 501, GID: 20} // groups unknown: just the primary one
+	runMount(ctx, r, o, "/sbin/mount_nfs", nil)
+	if len(r.calls) != 1 || !reflect.DeepEqual(r.calls[0].cred.Groups, []uint32{20}) {
+		t.Errorf("calls = %+v, want groups [20]", r.calls)
+	}
+
+	r = &fakeRunner{fail: []string{"mount"}}
+	o.UID = 0 // not under sudo (or Linux): the current user
+	err = runMount(ctx, r, o, "mount", nil)
+	if len(r.calls) != 1 || r.calls[0].cred != nil || err == nil || strings.Contains(err.Error(), "retry") {
+		t.Errorf("calls = %+v, err %v", r.calls, err)
+	}
+}
+
+// The real executor hands the child exactly the groups asked for, never the parent's.
+func TestSetCredGroups(t *testing.T) {
+	cmd := exec.Command("true")
+	setCred(cmd, &Cred{UID: 501, GID: 20, Groups: []uint32{20, 12}})
+	c := cmd.SysProcAttr.Credential
+	if c.Uid != 501 || c.Gid != 20 || c.NoSetGroups || !reflect.DeepEqual(c.Groups, []uint32{20, 12}) {
+		t.Errorf("credential = %+v", c)
+	}
+	cmd = exec.Command("true")
+	setCred(cmd, &Cred{UID: 501, GID: 20})
+	if c := cmd.SysProcAttr.Credential; c.NoSetGroups || !reflect.DeepEqual(c.Groups, []uint32{20}) {
+		t.Errorf("credential without groups = %+v, want groups [20]", c)
+	}
+}
+
+func TestUserGroups(t *testing.T) {
+	r := &idRunner{out: "20 12 61 79 80 81 98 701 33 100 204 250 395 398 399 400\n"}
+	gs := userGroups(context.Background(), r, 501)
+	if len(gs) != 16 || gs[0] != 20 || gs[15] != 400 || r.argv != "/usr/bin/id -G 501" || r.cred != nil {
+		t.Errorf("groups %v from %q as %+v", gs, r.argv, r.cred)
+	}
+	if gs := userGroups(context.Background(), &idRunner{err: errors.New("no such user")}, 501); gs != nil {
+		t.Errorf("groups %v after id failed", gs)
+	}
+	if _, err := ParseIDGroups("20 staff"); err == nil {
+		t.Error("ParseIDGroups accepted a name")
+	}
+}
+
+type idRunner struct {
+	out, argv string
+	cred      *Cred
+	err       error
+}
+
+func (r *idRunner) Run(_ context.Context, cred *Cred, name string, args ...string) ([]byte, error) {
+	r.argv, r.cred = strings.Join(append([]string{name}, args...), " "), cred
+	return []byte(r.out), r.err
+}
+
+// Options a user may set in /etc/nfs.conf are applied before ours, so ours
+// override them; a user's own --nfs-options override ours.
+func TestDarwinOptionsOverrideNFSConf(t *testing.T) {
+	got, _ := DarwinOptions(Options{Port: 1, Mountpoint: "/m"})
+	if !slices.Contains(got, "noresvport") || !slices.Contains(got, "browse") {
+		t.Errorf("base options %q lack noresvport/browse", got)
+	}
+	got, _ = DarwinOptions(Options{Port: 1, Mountpoint: "/m", Extra: "nobrowse,resvport"})
+	if slices.Contains(got, "browse") || slices.Contains(got, "noresvport") || !slices.Contains(got, "nobrowse") || !slices.Contains(got, "resvport") {
+		t.Errorf("user overrides lost: %q", got)
 	}
 }
 

@@ -67,6 +67,16 @@ type Config struct {
 	PidFile       string // "" = none
 
 	VsockCID uint32 // vhost-vsock guest CID; 0 = no vsock device (Linux hosts only)
+
+	// Helper VMs (tests, bench; see extras.go).
+	UserNet       *UserNet     // QEMU user networking with host forwards, instead of NetSocket
+	Serials       []SerialPort // extra virtio-serial ports
+	NoControl     bool         // no control port (VMs without the agent)
+	ControlServer bool         // QEMU listens on ControlSocket and the host dials (it may go and come back)
+
+	// RunAs, if set, has QEMU drop root itself once the disks are open (-run-with user=): how QEMU
+	// runs unprivileged on macOS (see RunAs and DiskFDWorks).
+	RunAs *RunAs
 }
 
 // Disk is one raw disk presented to the guest as virtio-blk.
@@ -150,7 +160,7 @@ func (c *Config) Validate() error {
 	if c.ConsoleLog == "" {
 		return invalid("console log path not set")
 	}
-	if c.ControlSocket == "" {
+	if c.ControlSocket == "" && !c.NoControl {
 		return invalid("control socket path not set")
 	}
 	for name, v := range map[string]string{"kernel": c.Kernel, "initramfs": c.Initrd, "console log": c.ConsoleLog,
@@ -174,6 +184,9 @@ func (c *Config) Validate() error {
 			return invalid("vsock CID %d is reserved; use 3 or more", c.VsockCID)
 		}
 	}
+	if err := c.RunAs.validate(); err != nil {
+		return invalid("%v", err)
+	}
 	fds := map[int]bool{}
 	for i, d := range c.Disks {
 		if err := d.validate(c.HostOS); err != nil {
@@ -186,7 +199,7 @@ func (c *Config) Validate() error {
 			fds[d.FD] = true
 		}
 	}
-	return nil
+	return c.validateExtras()
 }
 
 func (d *Disk) validate(hostOS string) error {
@@ -199,9 +212,8 @@ func (d *Disk) validate(hostOS string) error {
 	if d.FD != 0 && d.FD < 3 {
 		return fmt.Errorf("descriptor %d is stdin/stdout/stderr", d.FD)
 	}
-	if d.FD != 0 && hostOS == "darwin" {
-		// QEMU dups the fd and F_SETFLs it; macOS answers ENOTTY on disk nodes (lima #5104).
-		return errors.New("passing the disk as an open descriptor does not work on macOS")
+	if d.FD != 0 && !DiskFDWorks(hostOS, d.HostDevice) {
+		return errors.New("QEMU cannot take a disk device as an open descriptor on macOS (its F_SETFL on the copy fails with ENOTTY); use RunAs")
 	}
 	l, p := d.blockSizes()
 	if !validBlockSize(l) {
@@ -277,9 +289,11 @@ func (c *Config) Args() ([]string, error) {
 
 	// Control port: the host listens (in its private runtime directory) and QEMU connects at
 	// startup, so the socket's owner and mode are the host's and there is nothing to poll for.
-	add("-device", "virtio-serial-pci,id=vser0")
-	add("-chardev", "socket,id=ctl,path="+c.ControlSocket+",server=off")
-	add("-device", "virtserialport,bus=vser0.0,chardev=ctl,name="+control.PortName)
+	if !c.NoControl {
+		add("-device", "virtio-serial-pci,id=vser0")
+		add("-chardev", "socket,id=ctl,path="+c.ControlSocket+","+c.controlServer())
+		add("-device", "virtserialport,bus=vser0.0,chardev=ctl,name="+control.PortName)
+	}
 
 	if c.NetSocket != "" {
 		mac := c.MAC
@@ -291,6 +305,7 @@ func (c *Config) Args() ([]string, error) {
 		// spends boot time loading it.
 		add("-device", "virtio-net-pci,netdev=net0,mac="+strings.ToLower(mac)+",romfile=")
 	}
+	add(c.extraArgs()...)
 	// Entropy for the guest's crng: cryptsetup and the NFS server want random numbers early.
 	add("-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0")
 	if c.VsockCID != 0 {
@@ -302,18 +317,19 @@ func (c *Config) Args() ([]string, error) {
 	if c.PidFile != "" {
 		add("-pidfile", c.PidFile)
 	}
+	add(c.RunAs.args()...)
 	return a, nil
 }
 
 func (c *Config) machineArgs(cpus int) []string {
 	switch {
 	case c.Accel == AccelHVF && c.Arch == ArchARM64:
-		return []string{"-M", "virt,accel=hvf", "-cpu", "host"}
+		return []string{"-M", "virt,accel=hvf" + virtGICOption(cpus), "-cpu", "host"}
 	case c.Accel == AccelTCG && c.Arch == ArchARM64:
 		// Emulating pointer authentication (QARMA) makes the guest about 6x slower.
-		return []string{"-M", "virt", "-accel", tcgAccel(cpus), "-cpu", "max,pauth=off"}
+		return []string{"-M", "virt" + virtGICOption(cpus), "-accel", tcgAccel(cpus), "-cpu", "max,pauth=off"}
 	case c.Arch == ArchARM64: // kvm
-		return []string{"-M", "virt", "-accel", string(c.Accel), "-cpu", "host"}
+		return []string{"-M", "virt" + virtGICOption(cpus), "-accel", string(c.Accel), "-cpu", "host"}
 	case c.Accel == AccelTCG:
 		return []string{"-M", "q35", "-accel", tcgAccel(cpus), "-cpu", "max"}
 	default: // amd64 on hvf or kvm
@@ -332,11 +348,12 @@ func tcgAccel(cpus int) string {
 //
 // Caching: the device always advertises a volatile write cache (write-cache=on), so the guest sends
 // FLUSH for every barrier (ext4 commits, fsync, unmount) and QEMU turns each into fdatasync on the
-// host file or device (F_FULLFSYNC on macOS); nothing is acknowledged to the guest as durable before
-// the host says it is. On Linux, host devices are opened with O_DIRECT (cache.direct=on, QEMU's
+// host file or device (block/file-posix.c handle_aiocb_flush; never F_FULLFSYNC, so on macOS it
+// does not reach the drive's cache: the supervisor flushes that after QEMU exits, see
+// blockdev.Device.Flush). On Linux, host devices are opened with O_DIRECT (cache.direct=on, QEMU's
 // cache=none) so the data is not cached twice and host RAM use stays flat; regular files (tests) may
 // sit on tmpfs, which has no O_DIRECT, so they use the page cache (cache=writeback). macOS has no
-// O_DIRECT, so it is writeback there too; the flushes still reach the drive.
+// O_DIRECT, so it is writeback there too.
 func (c *Config) diskArgs(i int, d Disk) []string {
 	var a []string
 	id := "disk" + strconv.Itoa(i)
@@ -359,8 +376,12 @@ func (c *Config) diskArgs(i int, d Disk) []string {
 	if c.HostOS == "linux" && d.HostDevice {
 		direct = "on"
 	}
+	locking := ""
+	if l := diskLockingOption(c.HostOS); l != "" {
+		locking = ",locking=" + l
+	}
 	a = append(a, "-blockdev", "driver="+driver+",node-name="+id+"-file,filename="+filename+
-		",read-only="+ro+",cache.direct="+direct+",cache.no-flush=off")
+		",read-only="+ro+",cache.direct="+direct+",cache.no-flush=off"+locking)
 	a = append(a, "-blockdev", "driver=raw,node-name="+id+",file="+id+"-file,read-only="+ro)
 	l, p := d.blockSizes()
 	dev := "virtio-blk-pci,drive=" + id + ",id=" + id + "-dev,write-cache=on" +

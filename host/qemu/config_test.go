@@ -142,7 +142,7 @@ func TestArgsShapes(t *testing.T) {
 				return c
 			},
 			want: [][]string{
-				{"-blockdev", "driver=host_device,node-name=disk0-file,filename=/dev/rdisk4,read-only=off,cache.direct=off,cache.no-flush=off"},
+				{"-blockdev", "driver=host_device,node-name=disk0-file,filename=/dev/rdisk4,read-only=off,cache.direct=off,cache.no-flush=off,locking=off"},
 				{"-device", "virtio-blk-pci,drive=disk0,id=disk0-dev,write-cache=on,logical_block_size=512,physical_block_size=4096"},
 			},
 		},
@@ -274,7 +274,12 @@ func TestValidate(t *testing.T) {
 			c.Disks[0].LogicalBlockSize, c.Disks[0].PhysicalBlockSize = 4096, 512
 		}, "physical block size 512"},
 		{"fd is stdio", func(c *Config) { c.Disks[0].FD = 1 }, "descriptor 1 is stdin/stdout/stderr"},
-		{"fd on mac", func(c *Config) { c.HostOS = "darwin"; c.Accel = AccelTCG; c.Disks[0].FD = 3 }, "does not work on macOS"},
+		{"device fd on mac", func(c *Config) {
+			c.HostOS = "darwin"
+			c.Accel = AccelTCG
+			c.Disks[0].FD, c.Disks[0].HostDevice = 3, true
+		}, "cannot take a disk device as an open descriptor on macOS"},
+		{"run as root", func(c *Config) { c.RunAs = &RunAs{UID: 0, GID: 0} }, "run-as uid 0 drops nothing"},
 		{"fd twice", func(c *Config) {
 			c.Disks = []Disk{{Path: "/a", FD: 3}, {Path: "/b", FD: 3}}
 		}, "descriptor 3 used twice"},

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -60,22 +61,51 @@ func (u User) ChownUID() int {
 // RuntimeDirs lists where sessions live, the one new sessions go to first: the system directory
 // for root, else the user's runtime directory; both are searched by status and stop.
 func RuntimeDirs() []string {
-	if d := os.Getenv(EnvRuntimeDir); d != "" {
+	return runtimeDirs(runtime.GOOS, os.Geteuid(), Invoker(), os.Getenv, os.TempDir())
+}
+
+func runtimeDirs(goos string, euid int, u User, getenv func(string) string, tmp string) []string {
+	if d := getenv(EnvRuntimeDir); d != "" {
 		return []string{d}
 	}
 	system := "/run/luksmount"
-	if runtime.GOOS == "darwin" {
+	if goos == "darwin" {
 		system = "/var/run/luksmount"
+		// Not $TMPDIR: on macOS it is /var/folders/xx/<28 chars>/T/ (~49 bytes), which with a
+		// session id and vm/control.sock overruns sun_path's 104 bytes (xnu bsd/sys/un.h). /tmp
+		// (-> /private/tmp) is short, and the same for the user and for sudo.
+		tmp = "/tmp"
 	}
-	u := Invoker()
-	userDir := filepath.Join(os.TempDir(), "luksmount-"+strconv.Itoa(u.UID))
-	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && !u.Sudo && runtime.GOOS != "darwin" {
+	userDir := filepath.Join(tmp, "luksmount-"+strconv.Itoa(u.UID))
+	if x := getenv("XDG_RUNTIME_DIR"); x != "" && !u.Sudo && goos != "darwin" {
 		userDir = filepath.Join(x, "luksmount")
 	}
-	if os.Geteuid() == 0 {
+	if euid == 0 {
 		return []string{system, userDir}
 	}
 	return []string{userDir, system}
+}
+
+// Socket path limits: sun_path is 104 bytes on macOS (xnu bsd/sys/un.h) and 108 on Linux, NUL
+// included, so a path may have 103 or 107 bytes.
+func maxSocketPath(goos string) int {
+	if goos == "darwin" {
+		return 103
+	}
+	return 107
+}
+
+// LongestSocketSuffix is the deepest socket below a session directory: <id>/vm/control.sock
+// (host/vm puts QEMU's sockets in the session's vm directory).
+const LongestSocketSuffix = "/vm/control.sock"
+
+// CheckSocketPath reports, in one line with the fix, a unix socket path that does not fit
+// sun_path on goos.
+func CheckSocketPath(goos, path string) error {
+	if n, limit := len(path), maxSocketPath(goos); n > limit {
+		return fmt.Errorf("socket path %s is %d bytes, more than the %d a unix socket allows on %s; set %s to a shorter directory (e.g. /tmp/lm)", path, n, limit, goos, EnvRuntimeDir)
+	}
+	return nil
 }
 
 // LogDir is where session logs go: ~/Library/Logs/luksmount on macOS, $XDG_STATE_HOME/luksmount

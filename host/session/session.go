@@ -32,23 +32,25 @@ const (
 // State is what state.json holds; its JSON keys are what `luksmount status --json` prints, and are
 // documented in the README: keep them stable.
 type State struct {
-	ID            string    `json:"id"`
-	Target        string    `json:"target"`
-	Label         string    `json:"label"`
-	FSType        string    `json:"fstype"`
-	Encrypted     bool      `json:"encrypted"`
-	ReadOnly      bool      `json:"read_only"`
-	Mountpoint    string    `json:"mountpoint"`
-	NFSAddress    string    `json:"nfs_address"`
-	Export        string    `json:"export"`
-	State         string    `json:"state"`
-	VMPid         int       `json:"vm_pid"`
-	SupervisorPid int       `json:"supervisor_pid"`
-	MemoryMiB     int       `json:"memory_mib"`
-	CPUs          int       `json:"cpus"`
-	Accel         string    `json:"accel"`
-	Started       time.Time `json:"started"`
-	Log           string    `json:"log"`
+	ID         string `json:"id"`
+	Target     string `json:"target"`
+	Label      string `json:"label"`
+	FSType     string `json:"fstype"`
+	Encrypted  bool   `json:"encrypted"`
+	ReadOnly   bool   `json:"read_only"`
+	Mountpoint string `json:"mountpoint"`
+	// MountpointCreated: luksmount made the mount point directory, so cleaning up removes it.
+	MountpointCreated bool      `json:"mountpoint_created,omitempty"`
+	NFSAddress        string    `json:"nfs_address"`
+	Export            string    `json:"export"`
+	State             string    `json:"state"`
+	VMPid             int       `json:"vm_pid"`
+	SupervisorPid     int       `json:"supervisor_pid"`
+	MemoryMiB         int       `json:"memory_mib"`
+	CPUs              int       `json:"cpus"`
+	Accel             string    `json:"accel"`
+	Started           time.Time `json:"started"`
+	Log               string    `json:"log"`
 }
 
 // Files inside a session directory.
@@ -86,6 +88,9 @@ type Registry struct {
 	// Owner, if UID >= 0, is who session directories and files are chowned to (the invoking user
 	// under sudo, so they can run status and stop without sudo).
 	UID, GID int
+	// OnStale, if set, cleans up after a session whose supervisor died (a mount it left behind)
+	// before its directory is removed. It runs while the dead session's lock is held.
+	OnStale func(State) error
 }
 
 // Session is a session this process created and owns.
@@ -112,6 +117,9 @@ func (r *Registry) Create(st State) (*Session, error) {
 	root := r.Dirs[0]
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create runtime directory %s: %w", root, err)
+	}
+	if err := checkRoot(root); err != nil {
+		return nil, err
 	}
 	if st.ID == "" {
 		st.ID = ID(st.Target)
@@ -237,6 +245,14 @@ func (r *Registry) load(root, id string) (*State, error) {
 	defer lf.Close()
 	if tryLock(lf) == nil {
 		// Nobody holds it: the supervisor is gone. Clean up while we hold the lock.
+		if r.OnStale != nil {
+			var st State
+			if readJSON(filepath.Join(dir, stateFile), &st) == nil {
+				if err := r.OnStale(st); err != nil {
+					fmt.Fprintf(os.Stderr, "luksmount: cleaning up after the dead session for %s: %v\n", st.Target, err)
+				}
+			}
+		}
 		os.RemoveAll(dir)
 		return nil, nil
 	}

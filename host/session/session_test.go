@@ -88,7 +88,7 @@ func TestStaleSessionIsCleanedUp(t *testing.T) {
 // The lock is what says a supervisor is alive: a lock held by another process keeps the session.
 func TestLockHeldByAnotherProcess(t *testing.T) {
 	if _, err := exec.LookPath("flock"); err != nil {
-		t.Skip("flock(1) not installed")
+		t.Fatal("flock(1) (util-linux) is not installed: run `make deps`")
 	}
 	r := newRegistry(t)
 	s, err := r.Create(State{Target: "/tmp/held.img"})
@@ -170,5 +170,29 @@ func TestStateJSONKeysStable(t *testing.T) {
 		if _, ok := m[k]; !ok {
 			t.Fatalf("key %q from testdata/state-keys.golden missing (have %v)", k, keys)
 		}
+	}
+}
+
+// A dead session's cleanup hook sees its last state before the directory goes.
+func TestOnStaleSeesDeadSession(t *testing.T) {
+	dir := t.TempDir()
+	r := &Registry{Dirs: []string{dir}, UID: -1, GID: -1}
+	s, err := r.Create(State{Target: "/dev/disk4s1", Mountpoint: "/Volumes/backup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The supervisor dies without closing: its lock goes, its directory stays.
+	s.lock.Close()
+	s.lock = nil
+	var seen []State
+	r.OnStale = func(st State) error { seen = append(seen, st); return nil }
+	if l, _ := r.List(); len(l) != 0 {
+		t.Fatalf("dead session listed: %+v", l)
+	}
+	if len(seen) != 1 || seen[0].Mountpoint != "/Volumes/backup" {
+		t.Fatalf("OnStale saw %+v", seen)
+	}
+	if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
+		t.Fatalf("dead session directory left: %v", err)
 	}
 }

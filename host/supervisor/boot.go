@@ -47,15 +47,14 @@ func bootVM(ctx context.Context, spec BootSpec) (Machine, error) {
 		OnEvent:    spec.OnEvent,
 		Logf:       spec.Logf,
 	}
-	if runtime.GOOS == "linux" && dev.File != nil {
-		// QEMU inherits the descriptor we opened and locked (macOS refuses this for disks), so
-		// under sudo it can run as the invoking user: a compromised QEMU then holds that user's
-		// rights plus this one disk, not root's.
-		vs.DiskFiles = []*os.File{dev.File}
-		if u, ok := mountpoint.InvokingUser(os.Getenv); ok && os.Geteuid() == 0 {
-			vs.RunAs = &vm.User{UID: uint32(u.UID), GID: uint32(u.GID)}
-		}
+	// Under sudo QEMU runs as the invoking user (Linux: exec'd as the user with the disk we opened
+	// and locked; macOS: it drops root itself once the disk is open): a compromised QEMU then
+	// holds that user's rights plus this one disk, not root's.
+	var invoking *vm.User
+	if u, ok := mountpoint.InvokingUser(os.Getenv); ok {
+		invoking = &vm.User{UID: uint32(u.UID), GID: uint32(u.GID)}
 	}
+	vs.DiskFiles, vs.RunAs = vm.Unprivileged(runtime.GOOS, os.Geteuid(), invoking, dev.File, !dev.IsImage)
 	v, err := vm.Start(ctx, vs)
 	if err != nil {
 		return nil, err

@@ -13,10 +13,17 @@ func Default(o Options) Deps {
 		},
 		Boot:     Boot,
 		Host:     NewHost(o.ReadOnly()),
-		Registry: session.Default(),
+		Registry: Registry(),
 		LogPath:  session.LogPath,
 	}
 }
 
 // Boot starts the VM for a session (replaceable in tests).
 var Boot = bootVM
+
+// Registry is the session registry with stale-session cleanup (CleanStale) wired in.
+func Registry() *session.Registry {
+	r := session.Default()
+	r.OnStale = CleanStale
+	return r
+}

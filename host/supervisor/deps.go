@@ -18,6 +18,9 @@ type Machine interface {
 	Done() <-chan struct{} // closed when QEMU has exited
 	Err() error            // why it exited (after Done)
 	Kill() error
+	// Shutdown asks the agent to sync, unmount, close and power off, and returns with QEMU gone
+	// (escalating if the agent does not); QEMU's exit then counts as requested, not unexpected.
+	Shutdown(ctx context.Context, force bool) (*control.ShutdownReply, error)
 }
 
 // BootSpec is what Boot needs to start a VM for a session.
@@ -45,6 +48,8 @@ type Host interface {
 	Mount(ctx context.Context, addr, export, mp string, extra []string, uid, gid int) error
 	// Unmount unmounts mp; force for a stale or busy mount.
 	Unmount(ctx context.Context, mp string, force bool) error
+	// ForceUnmount takes mp off at once, under a deadline, when its server (the VM) is gone.
+	ForceUnmount(ctx context.Context, mp string) error
 	// WatchUnmount sends nil once mp is no longer mounted (or an error if it can't watch).
 	WatchUnmount(ctx context.Context, mp string) <-chan error
 	// ServeOnlyHint is the command that would mount a served export.
@@ -60,4 +65,6 @@ type Deps struct {
 	LogPath  func(id string) string
 	// LogTee, if set, also receives the session log (--foreground streams it).
 	LogTee io.Writer
+	// Flush flushes the drive's write cache after the VM is gone; nil = blockdev's Device.Flush.
+	Flush func(*blockdev.Device) error
 }

@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
-	"github.com/luksmount/luksmount/host/qemu"
+	"github.com/luksmount/luksmount/host/passphrase"
 	"github.com/luksmount/luksmount/host/session"
 	"github.com/luksmount/luksmount/host/timelog"
 	"github.com/luksmount/luksmount/pkg/control"
@@ -45,37 +44,9 @@ const defaultKDFMiB = 1024
 // Format creates a new LUKS container (unless Type is none) with an ext4 filesystem on the target,
 // in the VM. secret is the new passphrase (nil for none); the caller wipes it.
 func Format(ctx context.Context, o FormatOptions, deps Deps, secret []byte, progress func(string)) (rep *control.FormatReply, err error) {
-	created := false
-	if o.Size > 0 {
-		f, err := os.OpenFile(o.Target, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		switch {
-		case err == nil:
-			created = true
-			if err := f.Truncate(o.Size); err != nil {
-				f.Close()
-				os.Remove(o.Target)
-				return nil, fmt.Errorf("cannot size %s: %w", o.Target, err)
-			}
-			f.Close()
-			if o.Sudo {
-				os.Chown(o.Target, o.UID, o.GID)
-			}
-		case errors.Is(err, os.ErrExist):
-			st, serr := os.Stat(o.Target)
-			if serr != nil || !st.Mode().IsRegular() {
-				return nil, fmt.Errorf("--size only applies to image files, and %s is not one: %w", o.Target, ErrHasData)
-			}
-			if st.Size() != o.Size && !o.Force {
-				return nil, fmt.Errorf("%s already exists with another size: %w; remove it or add --force", o.Target, ErrHasData)
-			}
-			if st.Size() != o.Size {
-				if err := os.Truncate(o.Target, o.Size); err != nil {
-					return nil, fmt.Errorf("cannot resize %s: %w", o.Target, err)
-				}
-			}
-		default:
-			return nil, fmt.Errorf("cannot create %s: %w", o.Target, err)
-		}
+	created, err := prepareImage(o)
+	if err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil && created {
@@ -93,87 +64,116 @@ func Format(ctx context.Context, o FormatOptions, deps Deps, secret []byte, prog
 		}
 	}
 
-	id := session.ID(dev.Path)
-	log := timelog.New(discard{})
-	if deps.LogPath != nil {
-		uid := -1
-		if o.Sudo {
-			uid = o.UID
-		}
-		if l, err := timelog.Open(deps.LogPath(id), uid, o.GID); err == nil {
-			log = l
-		}
+	s := &sup{deps: deps, dev: dev, ui: progressUI(progress), opts: Options{Accel: o.Accel}}
+	logPath := deps.LogPath(session.ID(dev.Path))
+	uid := -1
+	if o.Sudo {
+		uid = o.UID
 	}
-	defer log.Close()
-	log.Begin("luksmount %s: format %s as %s, label %q", version.String(), dev.Path, o.Type, o.Label)
+	s.openLog(logPath, uid, o.GID)
+	defer s.log.Close()
+	s.log.Begin("luksmount %s: format %s as %s, label %q", version.String(), dev.Path, o.Type, o.Label)
 	defer func() {
 		if err != nil {
-			log.Note(timelog.Host, "format failed: %v", err)
+			s.log.Note(timelog.Host, "format failed: %v", err)
 		}
 	}()
 
-	kdfMiB := int64(0)
-	if o.Type != "none" {
-		kdfMiB = defaultKDFMiB
-		if o.PBKDFMemoryKiB > 0 {
-			kdfMiB = int64(o.PBKDFMemoryKiB+1023) / 1024
-		}
-	}
-	mem := qemu.MemoryForFormat(kdfMiB)
-	if o.MemoryMiB > 0 {
-		mem = o.MemoryMiB
-	}
-	cpus := o.CPUs
-	if cpus <= 0 {
-		cpus = 2
-	}
-	progress(fmt.Sprintf("booting VM (%d MiB)...", mem))
-	t := log.Start("boot VM")
+	size := sizeForFormat(formatKDFMiB(o), o.MemoryMiB, o.CPUs)
 	tmp, err := os.MkdirTemp("", "luksmount-format-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	bctx, cancel := context.WithTimeout(ctx, bootTimeout)
-	m, err := deps.Boot(bctx, BootSpec{Device: dev, MemoryMiB: mem, CPUs: cpus, Accel: o.Accel,
-		SessionDir: tmp, Logf: func(format string, args ...any) { log.Note(timelog.Host, format, args...) },
-		ConsoleLog: strings.TrimSuffix(deps.LogPath(id), ".log") + ".console.log", OnEvent: func(ev control.Event) {
-			log.Guest(ev)
-			if ev.Kind == control.EventProgress && ev.Message != "" {
-				progress("  " + ev.Message)
-			}
-		}})
-	cancel()
-	if err != nil {
-		return nil, t.Done(fmt.Errorf("%w: %w", ErrBoot, err), "")
+	// Every way out powers the VM off; the closure sees the final err (forcing after a failure).
+	defer func() { s.powerOff(context.Background(), err != nil) }()
+	if err := s.bootAndHello(ctx, size, tmp, logPath); err != nil {
+		return nil, err
 	}
-	s := &sup{log: log, vm: m}
-	defer s.powerOff(context.Background(), err != nil)
-	hctx, cancel := context.WithTimeout(ctx, stepTimeout)
-	_, err = m.Control().Hello(hctx, version.String())
-	cancel()
-	if err != nil {
-		return nil, t.Done(fmt.Errorf("%w: the guest agent did not answer: %w", ErrBoot, err), "")
+	if rep, err = s.formatInVM(ctx, o, secret); err != nil {
+		return nil, err
 	}
-	t.Done(nil, "qemu pid %d", m.Pid())
-	progress(fmt.Sprintf("booted in %s; formatting...", timelog.FormatDuration(t.Elapsed())))
-	t = log.Start("format")
+	// Power off cleanly (the guest syncs before it replies, the drive is flushed after).
+	if err := s.powerOff(ctx, false); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// formatKDFMiB is the key derivation memory the new keyslot will need (0: no encryption).
+func formatKDFMiB(o FormatOptions) int64 {
+	switch {
+	case o.Type == "none":
+		return 0
+	case o.PBKDFMemoryKiB > 0:
+		return int64(o.PBKDFMemoryKiB+1023) / 1024
+	}
+	return defaultKDFMiB
+}
+
+// formatInVM has the agent create the container and filesystem.
+func (s *sup) formatInVM(ctx context.Context, o FormatOptions, secret []byte) (*control.FormatReply, error) {
+	s.progress("formatting...")
+	t := s.log.Start("format")
 	fctx, cancel := context.WithTimeout(ctx, unlockTimeout)
-	rep, err = m.Control().Format(fctx, control.FormatRequest{
+	rep, err := s.vm.Control().Format(fctx, control.FormatRequest{
 		Type: o.Type, Label: o.Label, PBKDFMemoryKiB: o.PBKDFMemoryKiB, IterTimeMS: o.IterTimeMS,
 		PBKDFForceIterations: o.PBKDFForceIterations, Cipher: o.Cipher, KeySizeBits: o.KeySizeBits, Hash: o.Hash,
 	}, secret)
 	cancel()
 	if err != nil {
-		return nil, t.Done(fmt.Errorf("cannot format %s: %w", dev.Path, err), "")
+		return nil, t.Done(fmt.Errorf("cannot format %s: %w", s.dev.Path, err), "")
 	}
 	t.Done(nil, "luks uuid %s, fs uuid %s", rep.LUKSUUID, rep.FSUUID)
-	progress(fmt.Sprintf("formatted in %s", timelog.FormatDuration(t.Elapsed())))
-	// Power off cleanly: the guest syncs before it replies.
-	if perr := s.powerOff(ctx, false); perr != nil {
-		return nil, perr
-	}
+	s.progress("formatted in %s", timelog.FormatDuration(t.Elapsed()))
 	return rep, nil
+}
+
+// prepareImage creates (or, with --force, resizes) the image file --size asks for; created says
+// it is new, so a failed format removes it again.
+func prepareImage(o FormatOptions) (created bool, err error) {
+	if o.Size <= 0 {
+		return false, nil
+	}
+	f, err := os.OpenFile(o.Target, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		if err := f.Truncate(o.Size); err != nil {
+			f.Close()
+			os.Remove(o.Target)
+			return false, fmt.Errorf("cannot size %s: %w", o.Target, err)
+		}
+		f.Close()
+		if o.Sudo {
+			os.Chown(o.Target, o.UID, o.GID)
+		}
+		return true, nil
+	case errors.Is(err, os.ErrExist):
+		st, serr := os.Stat(o.Target)
+		if serr != nil || !st.Mode().IsRegular() {
+			return false, fmt.Errorf("--size only applies to image files, and %s is not one: %w", o.Target, ErrHasData)
+		}
+		if st.Size() != o.Size && !o.Force {
+			return false, fmt.Errorf("%s already exists with another size: %w; remove it or add --force", o.Target, ErrHasData)
+		}
+		if st.Size() != o.Size {
+			if err := os.Truncate(o.Target, o.Size); err != nil {
+				return false, fmt.Errorf("cannot resize %s: %w", o.Target, err)
+			}
+		}
+		return false, nil
+	default:
+		return false, fmt.Errorf("cannot create %s: %w", o.Target, err)
+	}
+}
+
+// progressUI is a UI that only shows progress (Format asks for nothing once it runs).
+type progressUI func(string)
+
+func (p progressUI) Progress(line string) { p(line) }
+
+func (p progressUI) Passphrase(context.Context, string, int, int) ([]byte, error) {
+	return nil, passphrase.ErrNoInput
 }
 
 // checkEmpty refuses a target with a LUKS header, a filesystem signature, or any non-zero byte

@@ -85,6 +85,10 @@ func (h *platformHost) Unmount(ctx context.Context, mp string, force bool) error
 	return h.mounter.Unmount(ctx, mp, force)
 }
 
+func (h *platformHost) ForceUnmount(ctx context.Context, mp string) error {
+	return ForceUnmount(ctx, mp)
+}
+
 func (h *platformHost) WatchUnmount(ctx context.Context, mp string) <-chan error {
 	out := make(chan error, 1)
 	t := unmountwatch.Target{Mountpoint: mp, Host: h.addrHost, Port: h.addrPort}

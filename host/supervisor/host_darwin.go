@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -12,22 +11,17 @@ import (
 
 func canMountNFS() (bool, string) { return true, "" }
 
-// checkNotMounted refuses a partition macOS has mounted: the VM writing under a mounted
-// filesystem would corrupt it.
+// checkNotMounted refuses a partition macOS has mounted, or whose mount state neither the kernel's
+// mount table nor diskutil can establish: the VM writing under a mounted filesystem would corrupt
+// it, and darwin has no exclusive open that would stop it (see diskutil.MountState).
 func checkNotMounted(dev *blockdev.Device) error {
 	if dev.IsImage {
 		return nil
 	}
 	name := strings.TrimPrefix(strings.TrimPrefix(dev.Path, "/dev/"), "r")
+	mounts, mountsErr := diskutil.KernelMounts()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	info, err := diskutil.New().Info(ctx, name)
-	if err != nil {
-		return nil // diskutil unavailable: the exclusive open still protects mounted volumes
-	}
-	if info.MountPoint != "" {
-		whole := blockdev.WholeDiskName(name)
-		return fmt.Errorf("macOS has %s mounted at %s: %w; run `diskutil unmountDisk %s` first", name, info.MountPoint, blockdev.ErrInUse, whole)
-	}
-	return nil
+	info, infoErr := diskutil.New().Info(ctx, name)
+	return diskutil.CheckNotMounted(name, mounts, mountsErr, info, infoErr)
 }

@@ -19,12 +19,10 @@ import (
 
 	"github.com/luksmount/luksmount/host/blockdev"
 	"github.com/luksmount/luksmount/host/passphrase"
-	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/host/session"
 	"github.com/luksmount/luksmount/host/timelog"
 	"github.com/luksmount/luksmount/pkg/control"
 	"github.com/luksmount/luksmount/pkg/luksheader"
-	"github.com/luksmount/luksmount/pkg/version"
 )
 
 // MaxAttempts is how many passphrases are tried before giving up (cryptsetup's default too).
@@ -116,6 +114,9 @@ type sup struct {
 	vm      Machine
 	stMu    sync.Mutex // guards sess.State against the control socket's readers
 	stopReq chan stopRequest
+	// answer, once a stop request has ended the session, replies to it: run calls it last, after
+	// the VM is gone, the drive flushed and the session closed, so "stopped" is the truth.
+	answer func(error)
 
 	seenSteps        map[string]bool // guest events already logged
 	hostMounted      bool
@@ -153,233 +154,65 @@ func (s *sup) state() session.State {
 	return s.sess.State
 }
 
+// run is the session, step by step (steps.go). finish undoes what the steps set up.
 func (s *sup) run(ctx context.Context, ready func(Result)) (err error) {
-	o := &s.opts
-	target := o.Target
-
-	// 1. Open and lock the target, and check the host does not use it.
-	dev, err := s.deps.Open(target, o.ReadOnly())
+	defer func() { s.finish(err) }()
+	if err := s.openTarget(); err != nil {
+		return err
+	}
+	size, err := s.identify()
 	if err != nil {
 		return err
 	}
-	s.dev = dev
-	defer dev.Close()
-	if s.deps.Host != nil {
-		if err := s.deps.Host.CheckNotMounted(dev); err != nil {
+	keyFile, err := s.readKeyFile()
+	if err != nil {
+		return err
+	}
+	defer passphrase.Wipe(keyFile)
+	first, err := s.bootWhileAsking(ctx, size, keyFile == nil)
+	defer passphrase.Wipe(first) // unlock wipes it; this is a second line of defence
+	if err != nil {
+		return err
+	}
+	if s.id.Kind.IsLUKS() {
+		if err := s.unlock(ctx, first, keyFile, size.MemoryMiB, size.KDFMiB); err != nil {
 			return err
 		}
 	}
-
-	// The session: refuses a target that a live session holds.
-	s.sess, err = s.deps.Registry.Create(session.State{
-		Target:        dev.Path,
-		State:         session.StateStarting,
-		SupervisorPid: os.Getpid(),
-		Started:       time.Now().UTC(),
-		ReadOnly:      o.ReadOnly(),
-	})
+	ex, err := s.mountAndServe(ctx)
 	if err != nil {
 		return err
 	}
-	defer s.sess.Close()
+	res, err := s.mountOnHost(ctx, ex)
+	if err != nil {
+		return err
+	}
+	return s.up(ctx, res, ready)
+}
 
-	logPath := s.deps.LogPath(s.sess.State.ID)
-	if l, lerr := timelog.Open(logPath, o.chownUID(), o.GID); lerr == nil {
-		s.log = l
-		s.update(func(st *session.State) { st.Log = logPath })
-	} else {
-		s.log = timelog.New(discard{})
-		s.progress("warning: no session log: %v", lerr)
+// finish ends the session in order: the VM powered off (the drive flushed), the log closed, the
+// session and the target released; a stop request that ended it is answered last, so "stopped"
+// is only said once all of that is true.
+func (s *sup) finish(err error) {
+	if s.vm != nil {
+		s.powerOff(context.Background(), err != nil)
 	}
-	defer s.log.Close()
-	if s.deps.LogTee != nil {
-		s.log.Tee(s.deps.LogTee)
-	}
-	s.log.Begin("luksmount %s: mount %s (%s)", version.String(), dev.Path, sizeString(dev.Size))
-	defer func() {
+	if s.log != nil {
 		if err != nil {
 			s.log.Note(timelog.Host, "session failed: %v", err)
 		}
 		s.log.Note(timelog.Host, "session ended after %s", timelog.FormatDuration(s.log.Since()))
-	}()
-
-	// 2. Read the header on the host to size the VM.
-	t := s.log.Start("read header")
-	s.id, err = luksheader.Identify(dev.ReaderAt())
-	if err != nil {
-		return t.Done(fmt.Errorf("cannot read %s: %w", dev.Path, err), "")
+		s.log.Close()
 	}
-	if s.id.Err != nil {
-		return t.Done(fmt.Errorf("%s: %w", dev.Path, s.id.Err), "")
+	if s.sess != nil {
+		s.sess.Close()
 	}
-	// Refuse what the guest could not mount before paying for a boot. The guest image mounts
-	// LUKS and ext2/3/4 only; widen this with the image's filesystem modules.
-	if dev.Size == 0 {
-		return t.Done(control.Errorf(control.CodeUnsupportedFS, "%s is empty (0 bytes): there is nothing to mount; check the path", dev.Path), "")
+	if s.dev != nil {
+		s.dev.Close()
 	}
-	if s.id.Kind == luksheader.KindUnknown {
-		return t.Done(control.Errorf(control.CodeUnsupportedFS, "%s holds neither a LUKS header nor an ext2/3/4 filesystem; nothing was changed (see `luksmount list` for the drives luksmount can open)", dev.Path), "")
+	if s.answer != nil {
+		s.answer(err)
 	}
-	encrypted := s.id.Kind.IsLUKS()
-	kdfMiB := int64(0)
-	if encrypted {
-		kdfMiB = (int64(s.id.LUKS.MaxKDFMemoryKiB()) + 1023) / 1024
-	}
-	mem := qemu.MemoryForKDF(kdfMiB)
-	if o.MemoryMiB > 0 {
-		mem = o.MemoryMiB
-	}
-	cpus := o.CPUs
-	if cpus <= 0 {
-		cpus = 1
-		if kdfMiB > 0 {
-			cpus = 2 // argon2 uses parallel lanes
-		}
-	}
-	t.Done(nil, "%s, label %q, KDF needs %d MiB; VM gets %d MiB, %d CPUs", s.id.Kind, s.id.Label, kdfMiB, mem, cpus)
-	s.update(func(st *session.State) {
-		st.Encrypted, st.MemoryMiB, st.CPUs, st.Label = encrypted, mem, cpus, s.id.Label
-	})
-	if encrypted {
-		s.progress("%s: LUKS%d drive%s", dev.Path, s.id.LUKS.Version, labelSuffix(s.id.Label))
-	}
-
-	// The key file, read before booting so a typo fails fast.
-	var keyFile []byte
-	if o.KeyFile != "" {
-		keyFile, err = passphrase.ReadKeyFile(o.KeyFile)
-		if err != nil {
-			return err
-		}
-		defer passphrase.Wipe(keyFile)
-	}
-
-	// 3-4. Boot the VM in the background while the user types the passphrase.
-	s.progress("booting VM (%d MiB)...", mem)
-	bootT := s.log.Start("boot VM")
-	type booted struct {
-		m   Machine
-		err error
-	}
-	bootCh := make(chan booted, 1)
-	bootCtx, cancelBoot := context.WithTimeout(ctx, bootTimeout)
-	defer cancelBoot()
-	go func() {
-		m, err := s.deps.Boot(bootCtx, BootSpec{
-			Device: dev, MemoryMiB: mem, CPUs: cpus, Accel: o.Accel,
-			SessionDir: s.sess.Dir, OnEvent: s.onEvent,
-			ConsoleLog: strings.TrimSuffix(logPath, ".log") + ".console.log",
-			Logf:       func(format string, args ...any) { s.log.Note(timelog.Host, format, args...) },
-		})
-		bootCh <- booted{m, err}
-	}()
-	var first []byte
-	if encrypted && keyFile == nil {
-		s.update(func(st *session.State) { st.State = session.StateUnlocking })
-		first, err = s.ui.Passphrase(ctx, fmt.Sprintf("Passphrase for %s: ", dev.Path), 1, MaxAttempts)
-		if err != nil {
-			cancelBoot()
-			if b := <-bootCh; b.m != nil {
-				s.vm = b.m
-				s.powerOff(context.Background(), false)
-			}
-			return s.passphraseInputError(err, 0)
-		}
-	}
-	defer passphrase.Wipe(first)
-	b := <-bootCh
-	if b.err != nil {
-		return bootT.Done(fmt.Errorf("%w: %w", ErrBoot, b.err), "")
-	}
-	s.setVM(b.m)
-	// From here on, every exit path powers the VM off.
-	defer func() {
-		if s.vm != nil {
-			s.powerOff(context.Background(), err != nil)
-		}
-	}()
-	hctx, cancel := context.WithTimeout(ctx, stepTimeout)
-	hello, err := s.vm.Control().Hello(hctx, version.String())
-	cancel()
-	if err != nil {
-		return bootT.Done(fmt.Errorf("%w: the guest agent did not answer: %w", ErrBoot, err), "")
-	}
-	bootT.Done(nil, "qemu pid %d, kernel %s, agent %s", s.vm.Pid(), hello.Kernel, hello.AgentVersion)
-	for _, ev := range hello.Timeline {
-		s.log.Guest(ev)
-	}
-	s.update(func(st *session.State) { st.VMPid, st.Accel = s.vm.Pid(), s.vm.Accel() })
-	s.progress("booted in %s", timelog.FormatDuration(bootT.Elapsed()))
-
-	// Unlock.
-	if encrypted {
-		if err := s.unlock(ctx, first, keyFile, mem, kdfMiB); err != nil {
-			return err
-		}
-	}
-
-	// Mount and serve in the guest.
-	s.update(func(st *session.State) { st.State = session.StateMounting })
-	t = s.log.Start("guest mount")
-	mctx, cancel := context.WithTimeout(ctx, stepTimeout)
-	mr, err := s.vm.Control().Mount(mctx, control.MountRequest{Options: o.MountOptions})
-	cancel()
-	if err != nil {
-		return t.Done(fmt.Errorf("cannot mount %s: %w", dev.Path, err), "")
-	}
-	t.Done(nil, "%s %q at %s (ro=%v)", mr.FSType, mr.Label, mr.Mountpoint, mr.ReadOnly)
-	s.progress("mounted %s%s in %s", mr.FSType, labelSuffix(mr.Label), timelog.FormatDuration(t.Elapsed()))
-	label := mr.Label
-	if label == "" {
-		label = s.id.Label
-	}
-	s.update(func(st *session.State) { st.FSType, st.Label, st.ReadOnly = mr.FSType, label, mr.ReadOnly })
-
-	t = s.log.Start("guest NFS server")
-	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
-	sr, err := s.vm.Control().Serve(sctx, control.ServeRequest{
-		ClientUID: uint32(o.UID), ClientGID: uint32(o.GID), Owner: o.Owner,
-	})
-	cancel()
-	if err != nil {
-		return t.Done(fmt.Errorf("cannot start the NFS server: %w", err), "")
-	}
-	addr := s.vm.NFSAddr()
-	t.Done(nil, "guest %s export %s, host %s", sr.Address, sr.Export, addr)
-	s.update(func(st *session.State) { st.NFSAddress, st.Export = addr, sr.Export })
-
-	// 5. Mount on the host, unless asked not to or unable to.
-	res := Result{}
-	canMount, why := false, "--no-mount was given"
-	if !o.NoMount && s.deps.Host != nil {
-		canMount, why = s.deps.Host.CanMount()
-		if !canMount {
-			res.Notice = why + "; serving only"
-		}
-	}
-	if canMount {
-		if err := s.hostMount(ctx, label, addr, sr.Export); err != nil {
-			return err
-		}
-		s.update(func(st *session.State) { st.State = session.StateMounted })
-	} else {
-		s.log.Note(timelog.Host, "not mounting on the host: %s", why)
-		s.update(func(st *session.State) { st.State = session.StateServing })
-		if s.deps.Host != nil {
-			res.Hint = s.deps.Host.ServeOnlyHint(addr, sr.Export)
-		}
-	}
-
-	// 6. Up: serve stop/status requests, hand back, and wait.
-	lctx, stopListening := context.WithCancel(context.Background())
-	defer stopListening()
-	if err := s.listen(lctx); err != nil {
-		s.log.Note(timelog.Host, "WARN: no control socket (stop will need --force): %v", err)
-	}
-	res.State = s.state()
-	s.log.Note(timelog.Host, "up after %s", timelog.FormatDuration(s.log.Since()))
-	ready(res)
-	return s.wait(ctx)
 }
 
 // unlock tries the first passphrase (or the key file), asking again after a wrong one.
@@ -439,6 +272,11 @@ func (s *sup) hostMount(ctx context.Context, label, addr, export string) error {
 	h := s.deps.Host
 	t := s.log.Start("host mount")
 	mp := o.Mountpoint
+	created := mp == ""
+	if !created {
+		_, serr := os.Stat(mp)
+		created = serr != nil
+	}
 	var err error
 	mp, s.removeMountpoint, err = h.PrepareMountpoint(mp, label, o.UID, o.GID)
 	if err != nil {
@@ -449,7 +287,7 @@ func (s *sup) hostMount(ctx context.Context, label, addr, export string) error {
 		return t.Done(fmt.Errorf("%w: %w", ErrHostMount, err), "")
 	}
 	s.hostMounted = true
-	s.update(func(st *session.State) { st.Mountpoint = mp })
+	s.update(func(st *session.State) { st.Mountpoint, st.MountpointCreated = mp, created })
 	t.Done(nil, "%s:%s on %s", addr, export, mp)
 	s.progress("mounted on %s in %s", mp, timelog.FormatDuration(t.Elapsed()))
 	return nil
@@ -485,16 +323,16 @@ func (s *sup) wait(ctx context.Context) error {
 			return s.shutdown(false)
 		case req := <-s.stopReq:
 			err := s.shutdownFor(req.force)
-			req.reply <- err
-			if err == nil || req.force {
+			if !errors.Is(err, ErrMountBusy) || req.force {
+				s.answer = req.answer // after the session has closed
 				return err
 			}
-			// Not stopped (the mount point is busy): keep serving.
+			req.answer(err) // not stopped (the mount point is busy): keep serving
 		case <-ctx.Done():
 			s.log.Note(timelog.Host, "interrupted: stopping")
 			err := s.shutdownFor(false)
-			if err == nil {
-				return nil
+			if !errors.Is(err, ErrMountBusy) {
+				return err
 			}
 			s.progress("%v", err)
 			ctx = context.Background() // a second signal is not watched: use stop --force
@@ -544,21 +382,28 @@ func (s *sup) powerOff(ctx context.Context, force bool) error {
 	default:
 		t := s.log.Start("guest shutdown")
 		sctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
-		r, serr := m.Control().Shutdown(sctx, control.ShutdownRequest{Force: force})
+		// The Machine's Shutdown, not the agent's alone: it marks the exit as requested and
+		// escalates (ACPI, QMP quit, kill) if the agent does not power off.
+		r, serr := m.Shutdown(sctx, force)
 		cancel()
-		if serr == nil {
+		if r != nil {
 			for _, ev := range r.Steps {
 				if !s.seen(ev) { // normally already streamed as events
 					s.log.Guest(ev)
 				}
 			}
+		}
+		switch {
+		case serr != nil:
+			t.Done(serr, "")
+			err = fmt.Errorf("%w: %w", ErrUncleanShutdown, serr)
+		case r == nil:
+			t.Done(nil, "the VM was already gone")
+		default:
 			t.Done(nil, "synced=%v unmounted=%v closed=%v", r.Synced, r.Unmounted, r.Closed)
 			if !r.Unmounted || !r.Closed {
 				err = fmt.Errorf("%w: the guest reported synced=%v unmounted=%v closed=%v", ErrUncleanShutdown, r.Synced, r.Unmounted, r.Closed)
 			}
-		} else {
-			t.Done(serr, "")
-			err = fmt.Errorf("%w: %w", ErrUncleanShutdown, serr)
 		}
 	}
 	t := s.log.Start("VM exit")
@@ -569,6 +414,9 @@ func (s *sup) powerOff(ctx context.Context, force bool) error {
 		kerr := m.Kill()
 		<-m.Done()
 		t.Done(fmt.Errorf("did not power off within %s: killed (%v)", exitTimeout, kerr), "")
+	}
+	if ferr := s.flushDrive(); err == nil {
+		err = ferr
 	}
 	return err
 }
@@ -582,11 +430,14 @@ func (s *sup) vmDied() error {
 	if s.hostMounted {
 		mp := s.state().Mountpoint
 		t := s.log.Start("force unmount")
-		uerr := s.deps.Host.Unmount(context.Background(), mp, true)
+		uerr := s.deps.Host.ForceUnmount(context.Background(), mp) // no plain umount: it would wait on the dead server
 		t.Done(uerr, "stale mount %s", mp)
 		s.hostMounted = uerr != nil
 	}
 	s.cleanMountpoint()
+	if ferr := s.flushDrive(); ferr != nil {
+		s.log.Note(timelog.Host, "WARN: %v", ferr)
+	}
 	if why == nil {
 		why = errors.New("no exit status")
 	}

@@ -47,6 +47,26 @@ func (f *fakeVM) Kill() error {
 	f.die(errors.New("killed"))
 	return nil
 }
+
+// Shutdown is vm.VM's: the agent's shutdown, then QEMU's exit.
+func (f *fakeVM) Shutdown(ctx context.Context, force bool) (*control.ShutdownReply, error) {
+	select {
+	case <-f.done:
+		return nil, f.exitErr
+	default:
+	}
+	r, err := f.client.Shutdown(ctx, control.ShutdownRequest{Force: force})
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return r, ctx.Err()
+	}
+	return r, nil
+}
+
 func (f *fakeVM) die(err error) {
 	f.doneOnce.Do(func() {
 		f.exitErr = err
@@ -144,6 +164,7 @@ type fakeHost struct {
 	busy      bool
 	unmounted chan error
 	removed   bool
+	forced    int // ForceUnmount calls (the VM is dead: no plain umount)
 }
 
 func (h *fakeHost) CheckNotMounted(*blockdev.Device) error { return nil }
@@ -164,6 +185,14 @@ func (h *fakeHost) Unmount(ctx context.Context, mp string, force bool) error {
 	if h.busy && !force {
 		return errors.New("resource busy")
 	}
+	h.mounted = ""
+	return nil
+}
+func (h *fakeHost) ForceUnmount(ctx context.Context, mp string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.unmounts = append(h.unmounts, true)
+	h.forced++
 	h.mounted = ""
 	return nil
 }
@@ -473,8 +502,8 @@ func TestVMDeathForceUnmounts(t *testing.T) {
 	if !errors.Is(err, ErrVMDied) {
 		t.Fatalf("err = %v", err)
 	}
-	if len(h.unmounts) != 1 || !h.unmounts[0] {
-		t.Fatalf("unmounts %v, want one forced", h.unmounts)
+	if len(h.unmounts) != 1 || h.forced != 1 {
+		t.Fatalf("unmounts %v (ForceUnmount %d), want only one ForceUnmount: a plain umount waits on the dead server", h.unmounts, h.forced)
 	}
 	if !strings.Contains(e.log(t), "exited unexpectedly: signal: killed") {
 		t.Fatalf("log:\n%s", e.log(t))

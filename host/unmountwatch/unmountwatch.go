@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/luksmount/luksmount/pkg/mountinfo"
 )
 
 // PollInterval bounds how late an unmount is noticed if no event arrives.
@@ -102,7 +104,7 @@ func ParseMountinfo(r io.Reader) ([]Mount, error) {
 		if len(f) < 7 || sep < 0 || len(f) < sep+3 {
 			return nil, fmt.Errorf("mountinfo line %d is malformed: %q", n, line)
 		}
-		m := Mount{Mountpoint: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2])}
+		m := Mount{Mountpoint: mountinfo.Unescape(f[4]), FSType: f[sep+1], Source: mountinfo.Unescape(f[sep+2])}
 		if len(f) > sep+3 {
 			m.Options = f[sep+3]
 		}
@@ -112,25 +114,6 @@ func ParseMountinfo(r io.Reader) ([]Mount, error) {
 		return nil, fmt.Errorf("cannot read mountinfo: %w", err)
 	}
 	return out, nil
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space, ...).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // MountedInMountinfo reports whether t's mount point is, at the top of its

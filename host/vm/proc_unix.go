@@ -58,3 +58,15 @@ func handOver(u *User, dir string, created bool, sockets ...string) error {
 	}
 	return nil
 }
+
+func statOwner(path string) (int, os.FileMode, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	s, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, fmt.Errorf("no owner for %s", path)
+	}
+	return int(s.Uid), st.Mode(), nil
+}

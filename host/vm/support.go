@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/pkg/control"
 )
 
@@ -215,4 +216,23 @@ func copyFile(src, dst string) {
 	}
 	io.Copy(out, in)
 	out.Close()
+}
+
+// checkRunWithUser makes sure bin can drop root itself (-run-with user=, QEMU 9.1+), so an old
+// QEMU fails with a message rather than an option error, and never silently keeps root.
+func checkRunWithUser(bin string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if err != nil {
+		return fmt.Errorf("cannot run %s --version: %w", bin, err)
+	}
+	v, err := qemu.ParseVersion(string(out))
+	if err != nil {
+		return err
+	}
+	if v.Less(qemu.MinRunWithUserVersion) {
+		return fmt.Errorf("%s is QEMU %s; luksmount needs QEMU %s or newer to run it without root (-run-with user=); upgrade it (brew upgrade qemu)", bin, v, qemu.MinRunWithUserVersion)
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/luksmount/luksmount/host/qemu"
+	"github.com/luksmount/luksmount/host/session"
 	"github.com/luksmount/luksmount/host/vnet"
 	"github.com/luksmount/luksmount/pkg/control"
 )
@@ -33,10 +34,12 @@ type Spec struct {
 
 	// DiskFiles optionally hands QEMU already-open disks, index by index with Config.Disks (nil or
 	// a nil entry = QEMU opens Path itself). QEMU gets them through -add-fd, so it needs no right to
-	// open the device: Linux only (macOS rejects QEMU's F_SETFL on disk descriptors).
+	// open the device. Not for devices on macOS (QEMU's F_SETFL on them fails: qemu.DiskFDWorks).
 	DiskFiles []*os.File
 
-	// RunAs runs QEMU as this user (Linux): typically SUDO_UID/SUDO_GID with DiskFiles set.
+	// RunAs runs QEMU as this user, typically SUDO_UID/SUDO_GID (see Unprivileged): on Linux it is
+	// exec'd as the user with DiskFiles set; on macOS it starts as root, opens the disk and drops
+	// to the user before the guest runs (qemu.RunAs).
 	RunAs *User
 
 	// ConsoleLog is where the guest's serial console goes; "" = RuntimeDir/console.log (removed
@@ -99,7 +102,6 @@ var (
 
 const (
 	defaultConnectTimeout = 30 * time.Second
-	maxSocketPath         = 100 // sun_path is 104 bytes on macOS, 108 on Linux
 )
 
 // Start runs the VM described by spec and returns once QEMU has connected the control channel.
@@ -116,12 +118,18 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 	if len(spec.DiskFiles) > len(spec.Config.Disks) {
 		return nil, fmt.Errorf("vm: %d disk files for %d disks", len(spec.DiskFiles), len(spec.Config.Disks))
 	}
-	if spec.RunAs != nil && runtime.GOOS != "linux" {
-		return nil, fmt.Errorf("vm: running QEMU as another user is only supported on Linux")
+	if spec.RunAs != nil && runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		return nil, fmt.Errorf("vm: running QEMU as another user is only supported on Linux and macOS")
 	}
 	bin := spec.QEMU
 	if bin == "" {
 		if bin, err = FindQEMU(v.cfg.Binary()); err != nil {
+			return nil, err
+		}
+	}
+	plan := planLaunch(runtime.GOOS, spec.RunAs)
+	if plan.qemuRunAs != nil {
+		if err := checkRunWithUser(bin); err != nil {
 			return nil, err
 		}
 	}
@@ -157,10 +165,13 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 		// writes into the runtime directory and wait() copies the log to spec.ConsoleLog at exit.
 		v.cfg.ConsoleLog = path("console.log")
 	}
-	if len(v.cfg.ControlSocket) > maxSocketPath {
-		return nil, fmt.Errorf("vm: runtime directory %s is too long for unix sockets; use a shorter path", dir)
+	for _, p := range []string{v.cfg.ControlSocket, v.cfg.NetSocket, v.cfg.QMPSocket} {
+		if err := session.CheckSocketPath(runtime.GOOS, p); err != nil {
+			return nil, fmt.Errorf("vm: %w", err)
+		}
 	}
 	v.cfg.Disks = append([]qemu.Disk(nil), spec.Config.Disks...)
+	v.cfg.RunAs = plan.qemuRunAs
 	var extra []*os.File
 	for i, f := range spec.DiskFiles {
 		if f != nil {
@@ -197,12 +208,15 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 	v.cmd.ExtraFiles = extra
 	v.cmd.Dir = dir
 	// Own process group: a ^C at the terminal reaches luksmount, which stops the VM in order.
-	v.cmd.SysProcAttr = sysProcAttr(spec.RunAs)
+	v.cmd.SysProcAttr = sysProcAttr(plan.exec)
 	v.start = time.Now()
 	if err := v.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("cannot start %s: %w", bin, err)
 	}
 	v.logf("qemu started: pid %d, %s %s, %d MiB, %d vCPU", v.cmd.Process.Pid, v.cfg.Arch, v.cfg.Accel, v.cfg.MemoryMiB, max(v.cfg.CPUs, 1))
+	// The whole command line, shell-quoted, so the session log alone reproduces a failed boot. It
+	// holds paths and sizes only: the passphrase crosses the control channel, never argv.
+	v.logf("qemu command line: %s", qemu.Quote(append([]string{bin}, v.args...)))
 	go v.wait(dir)
 	if spec.Lifetime > 0 {
 		go func() {

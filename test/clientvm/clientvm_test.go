@@ -72,3 +72,24 @@ func TestCombinedInitrdCarriesSpecAndManifest(t *testing.T) {
 		t.Fatalf("manifest = %q", files[ManifestPath])
 	}
 }
+
+func TestQEMUConfigRendersThroughHostQEMU(t *testing.T) {
+	c := Config{Arch: "arm64", Kernel: "/b/vmlinuz", Dir: "/w", Ports: []string{"org.bench.results"}, Memory: 768}
+	qc := qemuConfig(c, "/w/initrd", "/w/results.jsonl", "/w/console.log")
+	args, err := qc.Args()
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(args, " ")
+	for _, want := range []string{
+		"-M virt -accel tcg -cpu max,pauth=off", "-m 768", "-append console=ttyAMA0 panic=-1 quiet cryptomgr.notests",
+		"-netdev user,id=net0 ", "chardev=port0,name=" + ResultsPort, "file,id=port1,path=/w/org.bench.results.out",
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("client VM command line lacks %q:\n%s", want, line)
+		}
+	}
+	if strings.Contains(line, "org.luksmount.agent") {
+		t.Errorf("client VM has an agent control port: %s", line)
+	}
+}

@@ -12,10 +12,12 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/initramfs/cpio"
 )
 
@@ -79,14 +81,14 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	results := filepath.Join(c.Dir, "client-results.jsonl")
 	console := filepath.Join(c.Dir, "client-console.log")
 	os.Remove(results)
-	args := qemuArgs(c, initrd, results, console)
+	qc := qemuConfig(c, initrd, results, console)
+	args, err := qc.Args()
+	if err != nil {
+		return nil, fmt.Errorf("client VM: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	bin := "qemu-system-x86_64"
-	if c.Arch == "arm64" {
-		bin = "qemu-system-aarch64"
-	}
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, qc.Binary(), args...)
 	cmd.SysProcAttr = dieWithParent() // a timed-out test must not leave a VM behind
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -183,33 +185,18 @@ func (t *tailer) next() []Line {
 	return out
 }
 
-func qemuArgs(c Config, initrd, results, console string) []string {
-	var a []string
-	console0 := "ttyS0"
-	if c.Arch == "arm64" {
-		console0 = "ttyAMA0"
-		a = append(a, "-M", "virt", "-accel", "tcg", "-cpu", "max,pauth=off")
-	} else {
-		a = append(a, "-M", "q35", "-accel", "tcg", "-cpu", "max")
+// qemuConfig is the client VM: no agent, QEMU user networking (the host's loopback is HostAlias),
+// the results port and c.Ports captured to files.
+func qemuConfig(c Config, initrd, results, console string) qemu.Config {
+	ports := []qemu.SerialPort{{Name: ResultsPort, File: results}}
+	for _, p := range c.Ports {
+		ports = append(ports, qemu.SerialPort{Name: p, File: filepath.Join(c.Dir, p+".out")})
 	}
-	a = append(a,
-		"-m", fmt.Sprint(c.Memory), "-smp", "1",
-		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-		"-kernel", c.Kernel, "-initrd", initrd,
-		"-append", "console="+console0+" panic=-1 quiet cryptomgr.notests no_timer_check",
-		"-serial", "file:"+console,
-		"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile=", // no iPXE: direct kernel boot
-		"-device", "virtio-serial-pci",
-		"-chardev", "file,id=res,path="+results,
-		"-device", "virtserialport,chardev=res,name="+ResultsPort,
-		"-device", "virtio-rng-pci",
-	)
-	for i, p := range c.Ports {
-		id := fmt.Sprintf("p%d", i)
-		a = append(a, "-chardev", "file,id="+id+",path="+filepath.Join(c.Dir, p+".out"),
-			"-device", "virtserialport,chardev="+id+",name="+p)
+	return qemu.Config{
+		Arch: qemu.Arch(c.Arch), Accel: qemu.AccelTCG, HostOS: runtime.GOOS,
+		MemoryMiB: c.Memory, CPUs: 1, Kernel: c.Kernel, Initrd: initrd, ConsoleLog: console,
+		NoControl: true, UserNet: &qemu.UserNet{}, Serials: ports,
 	}
-	return a
 }
 
 // combinedInitrd writes the client image followed by a second gzip'd cpio with the spec: the

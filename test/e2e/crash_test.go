@@ -3,10 +3,14 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -15,24 +19,27 @@ import (
 
 	"github.com/luksmount/luksmount/pkg/control"
 	"github.com/luksmount/luksmount/test/clientvm"
+	"github.com/luksmount/luksmount/test/libnfs"
+	"github.com/luksmount/luksmount/test/workload"
 )
 
 // crashRounds is how often the server is killed mid-write: the NFS issue asks for 20 with zero
 // losses.
 const crashRounds = 20
 
-// TestCrashDurability: the kernel NFS client writes files and fsyncs each; the server's QEMU is
-// SIGKILLed while writes are in flight. On the next boot the journal replays, `e2fsck -n` must be
-// clean, and every file whose fsync had returned must be there with its exact content.
+// TestCrashDurability: the kernel NFS client writes files and fsyncs each, then truncates and
+// chmods it (SETATTRs whose replies must mean on disk); the server's QEMU is SIGKILLed while this
+// is in flight. On the next boot the journal replays, `e2fsck -n` must be clean, and every file
+// reported durable must be there with its exact truncated content and its new mode.
 func TestCrashDurability(t *testing.T) {
 	g, disk, s := serving(t, 256<<20, control.ServeRequest{})
-	durable := map[string]string{} // path -> sha256 of every file the client saw fsync return for
+	durable := map[string]workload.DurableRecord{} // every file the client saw made durable
 	rng := rand.New(rand.NewPCG(42, 7))
 	var report strings.Builder
 	for round := 1; round <= crashRounds; round++ {
 		killAfter := 2 + rng.IntN(10)
 		var mu sync.Mutex
-		got := map[string]string{}
+		got := map[string]workload.DurableRecord{}
 		kill := make(chan struct{})
 		killed := false
 		rep := runClient(t, clientvm.Spec{
@@ -45,10 +52,14 @@ func TestCrashDurability(t *testing.T) {
 				if l.Kind != "durable" {
 					return
 				}
-				name, sum, _ := strings.Cut(l.Manifest, " ")
+				d, err := workload.ParseDurableRecord(l.Manifest)
+				if err != nil {
+					t.Errorf("round %d: %v", round, err)
+					return
+				}
 				mu.Lock()
 				defer mu.Unlock()
-				got[name] = sum
+				got[d.Path] = d
 				if len(got) == killAfter && !killed {
 					killed = true
 					g.Kill() // SIGKILL: writes of the next file are in flight
@@ -112,8 +123,9 @@ func TestCrashDurability(t *testing.T) {
 	g.shutdown(t)
 }
 
-// verifyFiles reads each file back over NFS and returns what is missing or different.
-func verifyFiles(t *testing.T, g *guest, export string, want map[string]string) []string {
+// verifyFiles reads each file back over NFS and returns what is missing or has another content
+// or mode.
+func verifyFiles(t *testing.T, g *guest, export string, want map[string]workload.DurableRecord) []string {
 	t.Helper()
 	ctx, cancel := g.ctx()
 	defer cancel()
@@ -131,9 +143,50 @@ func verifyFiles(t *testing.T, g *guest, export string, want map[string]string) 
 			continue
 		}
 		sum := sha256.Sum256(b)
-		if hex.EncodeToString(sum[:]) != want[n] {
-			lost = append(lost, fmt.Sprintf("%s: %d bytes with another sha256", n, len(b)))
+		if hex.EncodeToString(sum[:]) != want[n].SHA256 {
+			lost = append(lost, fmt.Sprintf("%s: %d bytes with another sha256 (truncate lost?)", n, len(b)))
+		}
+	}
+	modes := map[string]map[string]os.FileMode{} // dir -> name -> mode
+	for _, n := range names {
+		dir, base := path.Split(n)
+		if modes[dir] == nil {
+			m, err := listModes(ctx, nfs, dir)
+			if err != nil {
+				return append(lost, err.Error())
+			}
+			modes[dir] = m
+		}
+		if got, ok := modes[dir][base]; ok && got != want[n].Mode {
+			lost = append(lost, fmt.Sprintf("%s: mode %o, want %o (chmod lost)", n, got, want[n].Mode))
 		}
 	}
 	return lost
+}
+
+// listModes runs nfs-ls on dir and returns each entry's permission bits.
+func listModes(ctx context.Context, c libnfs.Client, dir string) (map[string]os.FileMode, error) {
+	u, err := c.URL(dir)
+	if err != nil {
+		return nil, err
+	}
+	out, err := exec.CommandContext(ctx, "nfs-ls", u).Output()
+	if err != nil {
+		return nil, fmt.Errorf("nfs-ls %s: %w", dir, err)
+	}
+	m := map[string]os.FileMode{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || len(f[0]) != 10 {
+			continue
+		}
+		var mode os.FileMode
+		for i, ch := range f[0][1:] {
+			if ch != '-' {
+				mode |= 1 << (8 - i)
+			}
+		}
+		m[f[len(f)-1]] = mode
+	}
+	return m, nil
 }

@@ -10,44 +10,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/luksmount/luksmount/host/images"
 	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/host/vm"
 	"github.com/luksmount/luksmount/pkg/control"
 	"github.com/luksmount/luksmount/pkg/version"
+	"github.com/luksmount/luksmount/test/vmtest"
 )
-
-// events records the agent's timeline for failure reports.
-type events struct {
-	mu  sync.Mutex
-	evs []control.Event
-}
-
-func (e *events) add(ev control.Event) {
-	e.mu.Lock()
-	e.evs = append(e.evs, ev)
-	e.mu.Unlock()
-}
-
-func (e *events) String() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var b strings.Builder
-	for _, ev := range e.evs {
-		fmt.Fprintf(&b, "  %7.3fs %-8s %s %s", ev.Time, ev.Kind, ev.Step, ev.Message)
-		if ev.Duration > 0 {
-			fmt.Fprintf(&b, " (%.3fs)", ev.Duration)
-		}
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
 
 type bootOpts struct {
 	arch      qemu.Arch
@@ -58,14 +30,9 @@ type bootOpts struct {
 	runAs     *vm.User // run QEMU as this user with the disk handed over as a descriptor
 }
 
-// boot starts a VM and waits for Hello; on any failure of the test it prints the console tail and
-// the agent's timeline.
-func boot(t *testing.T, o bootOpts) (*vm.VM, *control.HelloReply, string) {
+// boot starts a VM through test/vmtest and waits for Hello.
+func boot(t *testing.T, o bootOpts) (*vmtest.VM, string) {
 	t.Helper()
-	img, err := images.Find(string(o.arch))
-	if err != nil {
-		t.Fatal(err)
-	}
 	base, err := os.MkdirTemp("", "vmboot")
 	if err != nil {
 		t.Fatal(err)
@@ -74,15 +41,7 @@ func boot(t *testing.T, o bootOpts) (*vm.VM, *control.HelloReply, string) {
 	if o.runAs != nil {
 		os.Chmod(base, 0o711) // QEMU as the user must traverse to the runtime directory
 	}
-	accel := qemu.AccelTCG
-	if string(o.arch) == runtime.GOARCH {
-		accel = qemu.DetectAccel(runtime.GOOS, runtime.GOARCH)
-	}
-	cfg := qemu.Config{
-		Arch: o.arch, Accel: accel, HostOS: runtime.GOOS,
-		MemoryMiB: qemu.PlainMemoryMiB, CPUs: 1,
-		Kernel: img.Kernel, Initrd: img.Initrd,
-	}
+	var disks []qemu.Disk
 	if o.disk != nil {
 		d := *o.disk
 		d.Path = filepath.Join(base, "disk.img")
@@ -94,64 +53,35 @@ func boot(t *testing.T, o bootOpts) (*vm.VM, *control.HelloReply, string) {
 			t.Fatal(err)
 		}
 		f.Close()
-		cfg.Disks = []qemu.Disk{d}
+		disks = []qemu.Disk{d}
 	}
 	var diskFiles []*os.File
 	if o.runAs != nil && o.disk != nil {
-		f, err := os.OpenFile(cfg.Disks[0].Path, os.O_RDWR, 0)
+		f, err := os.OpenFile(disks[0].Path, os.O_RDWR, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { f.Close() })
 		diskFiles = []*os.File{f}
-		os.Chmod(cfg.Disks[0].Path, 0o600) // only the descriptor lets QEMU in
-	}
-	ev := &events{}
-	spec := vm.Spec{
-		DiskFiles:  diskFiles,
-		RunAs:      o.runAs,
-		Config:     cfg,
-		RuntimeDir: filepath.Join(base, "run"),
-		ConsoleLog: filepath.Join(base, "console.log"),
-		Lifetime:   o.lifetime,
-		OnEvent:    ev.add,
-		Logf:       t.Logf,
+		os.Chmod(disks[0].Path, 0o600) // only the descriptor lets QEMU in
 	}
 	t0 := time.Now()
-	v, err := vm.Start(context.Background(), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("qemu %s %s", v.Args(), "")
-			t.Logf("console tail:\n%s", v.ConsoleTail(40))
-			t.Logf("agent timeline:\n%s", ev)
-		}
-		v.Kill()
-		v.Wait()
+	v := vmtest.Start(t, vmtest.Options{
+		Arch: o.arch, Disks: disks, DiskFiles: diskFiles, RunAs: o.runAs, Dir: base,
+		Lifetime: o.lifetime, ReadyTimeout: o.readyWait, HostVersion: version.String(),
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), o.readyWait)
-	defer cancel()
-	h, err := v.Ready(ctx, version.String())
-	if err != nil {
-		t.Fatalf("agent not ready: %v", err)
-	}
 	if o.runAs != nil {
 		if uid := processUID(t, v.Pid()); uid != int(o.runAs.UID) {
 			t.Errorf("QEMU runs as uid %d, want %d", uid, o.runAs.UID)
 		}
 	}
-	t.Logf("%s %s: Hello after %s (kernel %s, agent %s)", o.arch, accel, time.Since(t0).Round(time.Millisecond), h.Kernel, h.AgentVersion)
-	for _, e := range h.Timeline {
-		if e.Kind == control.EventStep {
-			t.Logf("  guest %7.3fs %s (%.3fs) %s", e.Time, e.Step, e.Duration, e.Message)
-		}
-	}
-	return v, h, spec.RuntimeDir
+	h := v.Hello
+	t.Logf("%s %s: Hello after %s (kernel %s, agent %s)", o.arch, v.Accel(), time.Since(t0).Round(time.Millisecond), h.Kernel, h.AgentVersion)
+	v.LogTimeline("guest timeline")
+	return v, v.RuntimeDir
 }
 
-func shutdown(t *testing.T, v *vm.VM, runtimeDir string) {
+func shutdown(t *testing.T, v *vmtest.VM, runtimeDir string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -182,7 +112,7 @@ func TestBootAMD64RunAsUser(t *testing.T) {
 
 func testBootAMD64(t *testing.T, runAs *vm.User) {
 	const size = 64 << 20
-	v, h, dir := boot(t, bootOpts{
+	v, dir := boot(t, bootOpts{
 		arch:      qemu.ArchAMD64,
 		disk:      &qemu.Disk{LogicalBlockSize: 4096, PhysicalBlockSize: 4096, Serial: "vmboot"},
 		diskSize:  size,
@@ -190,7 +120,7 @@ func testBootAMD64(t *testing.T, runAs *vm.User) {
 		readyWait: 3 * time.Minute,
 		runAs:     runAs,
 	})
-	if h.Arch != "amd64" || h.ProtocolVersion != control.ProtocolVersion {
+	if h := v.Hello; h.Arch != "amd64" || h.ProtocolVersion != control.ProtocolVersion {
 		t.Errorf("hello: arch %q, protocol %d", h.Arch, h.ProtocolVersion)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -218,12 +148,12 @@ func testBootAMD64(t *testing.T, runAs *vm.User) {
 
 // arm64 always under TCG here (qemu-system-aarch64, -cpu max,pauth=off): up to Hello, then Shutdown.
 func TestBootARM64(t *testing.T) {
-	v, h, dir := boot(t, bootOpts{
+	v, dir := boot(t, bootOpts{
 		arch:      qemu.ArchARM64,
 		lifetime:  5 * time.Minute,
 		readyWait: 3 * time.Minute,
 	})
-	if h.Arch != "arm64" {
+	if h := v.Hello; h.Arch != "arm64" {
 		t.Errorf("hello: arch %q", h.Arch)
 	}
 	shutdown(t, v, dir)

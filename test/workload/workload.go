@@ -119,6 +119,7 @@ func Scenarios() []Scenario {
 		{"chmod", "permission bits and setuid/setgid/sticky on files and dirs, by path and by fd", runChmod},
 		{"chown", "uid/gid changes on files, dirs and symlinks (root only)", runChown},
 		{"utimes", "atime/mtime set to sub-second values incl. after 2038, UTIME_OMIT, on files, dirs and links; write bumps mtime", runUtimes},
+		{"special-files", "mkfifo, mknod b and c, a bound unix socket: listed with their type, mode, owner and device numbers, removed (root only)", runSpecialFiles},
 		{"sparse", "a few bytes at 5 GiB and across the 4 GiB boundary: size, data, holes read as zeros, few blocks used, shrink", runSparse},
 		{"many-files", "10k files in one directory listed completely (exact names, no duplicates), then removed", runManyFiles},
 		{"unicode-names", "NFC and NFD forms as distinct names, emoji, non-UTF-8 bytes, 255-byte names, 256 -> ENAMETOOLONG, spaces/newlines/backslashes", runUnicodeNames},

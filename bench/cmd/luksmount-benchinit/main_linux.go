@@ -8,16 +8,15 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/luksmount/luksmount/bench/guestinit"
 	"github.com/luksmount/luksmount/bench/guestspec"
 	"github.com/luksmount/luksmount/bench/workload"
-	"golang.org/x/sys/unix"
+	"github.com/luksmount/luksmount/test/clientvm/guestkit"
 )
 
-const mnt = "/mnt/nfs"
+const mnt = guestkit.Mnt
 
 func main() {
 	r, cfg, err := guestinit.Boot()
@@ -34,12 +33,8 @@ func run(r *guestinit.Reporter, cfg guestspec.Config) error {
 	}
 	r.Step("network", t)
 	t = time.Now()
-	if err := os.MkdirAll(mnt, 0o755); err != nil {
+	if err := guestkit.MountNFS(cfg.Server, cfg.Export, cfg.MountData()); err != nil {
 		return err
-	}
-	src := cfg.Server + ":" + cfg.Export
-	if err := unix.Mount(src, mnt, "nfs", 0, cfg.MountData()); err != nil {
-		return fmt.Errorf("mount -t nfs %s %s -o %s: %w", src, mnt, cfg.MountData(), err)
 	}
 	r.Step("nfs-mount", t)
 	_, err := workload.Run(context.Background(), mnt, cfg.Workload, workload.Env{
@@ -52,8 +47,8 @@ func run(r *guestinit.Reporter, cfg guestspec.Config) error {
 		return err
 	}
 	t = time.Now()
-	if err := unix.Unmount(mnt, 0); err != nil {
-		return fmt.Errorf("umount %s: %w", mnt, err)
+	if err := guestkit.UnmountNFS(); err != nil {
+		return err
 	}
 	r.Step("nfs-unmount", t)
 	return nil

@@ -7,78 +7,43 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"regexp"
 	"time"
 
-	"github.com/luksmount/luksmount/guest/channel"
-	"github.com/luksmount/luksmount/guest/initsys"
-	"github.com/luksmount/luksmount/guest/netconf"
 	"github.com/luksmount/luksmount/test/clientvm"
+	"github.com/luksmount/luksmount/test/clientvm/guestkit"
 	"github.com/luksmount/luksmount/test/workload"
 	"golang.org/x/sys/unix"
 )
 
-const mnt = "/mnt/nfs"
+const mnt = guestkit.Mnt
 
-type reporter struct {
-	out   *os.File
-	start time.Time
-}
+type reporter struct{ port *guestkit.Port }
 
-func (r *reporter) line(l clientvm.Line) {
-	b, _ := json.Marshal(l)
-	b = append(b, '\n')
-	if r.out != nil {
-		r.out.Write(b)
-	}
-	os.Stderr.Write(b) // the console too, for a human reading a failed run
-}
+func (r *reporter) line(l clientvm.Line) { r.port.Write(l) }
 
 func (r *reporter) step(name string, t0 time.Time) {
 	r.line(clientvm.Line{Kind: "step", Step: name, Seconds: time.Since(t0).Seconds()})
 }
 
 func main() {
-	r := &reporter{start: time.Now()}
-	err := run(r)
+	t0 := time.Now()
+	port, err := guestkit.Boot(clientvm.ResultsPort)
+	r := &reporter{port: port}
+	if err == nil {
+		r.step("boot", t0)
+		err = run(r)
+	}
 	if err != nil {
 		r.line(clientvm.Line{Kind: "error", Error: err.Error()})
 	}
-	initsys.Sync()
-	if r.out != nil {
-		r.out.Sync()
-	}
-	time.Sleep(200 * time.Millisecond) // let the port drain before the power goes
-	initsys.PowerOff()
-	select {}
+	port.PowerOff()
 }
 
 func run(r *reporter) error {
-	t0 := time.Now()
-	if err := initsys.MountBase(); err != nil {
-		return fmt.Errorf("base mounts: %w", err)
-	}
-	if f, err := os.Open("/etc/luksmount/modules"); err == nil {
-		paths, _ := initsys.ParseModules(f)
-		f.Close()
-		for _, m := range initsys.LoadModules(paths) {
-			if m.Err != nil {
-				fmt.Fprintf(os.Stderr, "module %s: %v\n", m.Path, m.Err)
-			}
-		}
-	}
-	if p, err := channel.FindPort("/sys/class/virtio-ports", clientvm.ResultsPort); err == nil {
-		r.out, _ = os.OpenFile(p, os.O_WRONLY, 0)
-	}
-	r.step("boot", t0)
-
 	b, err := os.ReadFile(clientvm.SpecPath)
 	if err != nil {
 		return fmt.Errorf("no test spec: %w", err)
@@ -88,21 +53,14 @@ func run(r *reporter) error {
 		return fmt.Errorf("bad test spec: %w", err)
 	}
 	t := time.Now()
-	if err := netconf.Loopback(); err != nil {
-		return fmt.Errorf("network: %w", err)
-	}
-	if err := netconf.Configure(netconf.UserNet(), 2*time.Second); err != nil {
-		return fmt.Errorf("network: %w", err)
+	if err := guestkit.Network(); err != nil {
+		return err
 	}
 	r.step("network", t)
 
 	t = time.Now()
-	if err := os.MkdirAll(mnt, 0o755); err != nil {
+	if err := guestkit.MountNFS(clientvm.HostAlias, spec.Export, spec.MountData()); err != nil {
 		return err
-	}
-	src := clientvm.HostAlias + ":" + spec.Export
-	if err := unix.Mount(src, mnt, "nfs", 0, spec.MountData()); err != nil {
-		return fmt.Errorf("mount -t nfs %s %s -o %s: %w", src, mnt, spec.MountData(), err)
 	}
 	r.step("nfs mount", t)
 
@@ -120,8 +78,8 @@ func run(r *reporter) error {
 		return nil
 	}
 	t = time.Now()
-	if err := unix.Unmount(mnt, 0); err != nil {
-		return fmt.Errorf("umount %s: %w", mnt, err)
+	if err := guestkit.UnmountNFS(); err != nil {
+		return err
 	}
 	r.step("nfs unmount", t)
 	return nil
@@ -178,60 +136,14 @@ func runWorkload(r *reporter, spec clientvm.Spec) error {
 	return err
 }
 
-// runDurable writes, fsyncs and reports files one by one; a line is sent only after both the file
-// and its directory entry are durable by the client's own fsync.
+// runDurable streams a "durable" line for each file as soon as workload.WriteDurable made it
+// durable (content, truncate and chmod).
 func runDurable(r *reporter, spec clientvm.Spec) error {
-	dir := filepath.Join(mnt, spec.DurableDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
 	size := spec.DurableKiB << 10
 	if size == 0 {
 		size = 64 << 10
 	}
-	rng := rand.New(rand.NewPCG(uint64(spec.Seed), uint64(time.Now().UnixNano())))
-	buf := make([]byte, size)
-	for i := 0; i < spec.Durable; i++ {
-		for j := range buf {
-			buf[j] = byte(rng.Uint32())
-		}
-		// The "safe save" pattern: write a temporary name, fsync it, rename it into place. The
-		// client's directory fsync sends nothing over NFSv3, so the rename is durable only if the
-		// server committed it before replying.
-		name := fmt.Sprintf("d%05d.bin", i)
-		tmp := filepath.Join(dir, "."+name+".tmp")
-		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		// Several writes per file so the client has unstable data in flight when the server dies.
-		for off := 0; off < len(buf); off += 16 << 10 {
-			end := min(off+16<<10, len(buf))
-			if _, err := f.Write(buf[off:end]); err != nil {
-				f.Close()
-				return err
-			}
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-			return err
-		}
-		if err := d.Sync(); err != nil {
-			return err
-		}
-		sum := sha256.Sum256(buf)
-		r.line(clientvm.Line{Kind: "durable", Manifest: filepath.Join(spec.DurableDir, name) + " " + hex.EncodeToString(sum[:])})
-	}
-	return nil
+	return workload.WriteDurable(mnt, spec.DurableDir, spec.Durable, size, spec.Seed^time.Now().UnixNano(), func(d workload.DurableRecord) {
+		r.line(clientvm.Line{Kind: "durable", Manifest: d.String()})
+	})
 }

@@ -1,0 +1,4 @@
+// Command tiny is a thin main.
+package main
+
+func main() {}

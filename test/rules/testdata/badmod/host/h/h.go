@@ -1,0 +1,2 @@
+// Package h is a host package.
+package h

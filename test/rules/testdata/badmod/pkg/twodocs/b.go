@@ -1,0 +1,2 @@
+// Package twodocs ...and another here.
+package twodocs
