@@ -66,23 +66,6 @@ var cryptoOnDemand = map[string][]string{
 	"rmd160": {"rmd160"}, "wp512": {"wp512"},
 }
 
-// fsOnDemand are the filesystems other than ext2/3/4 (built in), by blkid's TYPE name.
-var fsOnDemand = map[string][]string{
-	"btrfs": {"btrfs"}, "xfs": {"xfs"},
-	"vfat":  {"vfat", "nls_cp437", "nls_iso8859-1", "nls_utf8"},
-	"exfat": {"exfat", "nls_utf8"},
-}
-
-func merge(ms ...map[string][]string) map[string][]string {
-	out := map[string][]string{}
-	for _, m := range ms {
-		for k, v := range m {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 // Variants are the images the builder knows, by name.
 var Variants = map[string]Variant{
 	"agent": {
@@ -104,12 +87,10 @@ var Variants = map[string]Variant{
 			"amd64": {"aesni-intel", "sha256-ssse3", "sha512-ssse3"},
 			"arm64": {"aes-ce-cipher", "aes-ce-blk", "sha2-ce", "sha512-ce"},
 		},
-		OnDemand: merge(cryptoOnDemand, fsOnDemand),
-		Packages: []string{"cryptsetup-bin", "e2fsprogs", "util-linux", "libgcc-s1",
-			"btrfs-progs", "xfsprogs", "exfatprogs", "dosfstools"},
-		Exclude: notNeeded,
-		Binaries: []string{"/sbin/cryptsetup", "/sbin/blkid", "/sbin/e2fsck", "/sbin/mkfs.ext4", "/sbin/resize2fs",
-			"/bin/mkfs.btrfs", "/sbin/mkfs.xfs", "/sbin/mkfs.exfat", "/sbin/mkfs.fat"},
+		OnDemand: cryptoOnDemand,
+		Packages: []string{"cryptsetup-bin", "e2fsprogs", "util-linux", "libgcc-s1"},
+		Exclude:  notNeeded,
+		Binaries: []string{"/sbin/cryptsetup", "/sbin/blkid", "/sbin/e2fsck", "/sbin/mkfs.ext4", "/sbin/resize2fs"},
 		// glibc dlopens libgcc_s for pthread_exit/cancellation; argon2 threads abort without it.
 		Libs: []string{"libgcc_s.so.1"},
 		// OpenSSL 3 keeps whirlpool (an old LUKS1 hash) in its legacy provider, which
