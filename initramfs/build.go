@@ -4,6 +4,8 @@
 //
 // Image contract with the agent (PID 1):
 //   - /etc/luksmount/modules: absolute module paths, one per line, dependencies first.
+//   - /etc/luksmount/modules.ondemand: "feature: path path ..." lines, the modules one feature
+//     (a crypto algorithm, a filesystem) needs beyond those loaded at boot, dependencies first.
 //   - /etc/luksmount/image.json: {"arch", "kernel", "variant", "packages": {name: version}}.
 //   - binaries at their Debian paths plus /usr counterparts; PATH=/usr/sbin:/usr/bin:/sbin:/bin.
 //   - empty /proc /sys /dev /run /tmp /mnt and /dev/console (c 5 1).
@@ -116,16 +118,16 @@ func Build(o Options) (*Result, error) {
 	t := NewTree()
 
 	t0 = time.Now()
-	mods, err := addModules(t, kdir, kver, o.Variant.ModulesFor(o.Arch))
+	mods, ondemand, err := addModules(t, kdir, kver, o.Variant.ModulesFor(o.Arch), o.Variant.OnDemand)
 	if err != nil {
 		return nil, err
 	}
 	res.Modules, res.Builtin = mods.Load, mods.Builtin
-	logf("%d modules for kernel %s, %d requested ones built in (%s)", len(mods.Load), kver, len(mods.Builtin), since(t0))
+	logf("%d modules for kernel %s, %d requested ones built in, %d more on demand (%s)", len(mods.Load), kver, len(mods.Builtin), ondemand, since(t0))
 
 	t0 = time.Now()
 	r := elfdeps.Resolver{Root: elfdeps.Sysroot{Roots: roots}, Machine: ai.machine, LibDirs: ai.libDirs()}
-	if err := addUserspace(t, r, o.Variant); err != nil {
+	if err := addUserspace(t, r, o.Variant, ai.triplet); err != nil {
 		return nil, err
 	}
 	logf("userspace: %d binaries with their libraries (%s)", len(o.Variant.Binaries), since(t0))
@@ -205,33 +207,74 @@ func isKernel(name, flavour, arch string) bool {
 }
 
 // addModules resolves names against the kernel tree kdir and adds the module files and
-// /etc/luksmount/modules.
-func addModules(t *Tree, kdir, kver string, names []string) (kmod.Plan, error) {
+// /etc/luksmount/modules, then the on-demand sets and /etc/luksmount/modules.ondemand. It
+// returns the boot plan and how many modules only load on demand.
+func addModules(t *Tree, kdir, kver string, names []string, ondemand map[string][]string) (kmod.Plan, int, error) {
 	moddir := filepath.Join(kdir, "lib", "modules", kver)
 	if err := depmod(kdir, kver); err != nil {
-		return kmod.Plan{}, err
+		return kmod.Plan{}, 0, err
 	}
 	ix, err := kmod.Load(moddir)
 	if err != nil {
-		return kmod.Plan{}, err
+		return kmod.Plan{}, 0, err
 	}
 	plan, err := ix.Resolve(names)
 	if err != nil {
-		return kmod.Plan{}, fmt.Errorf("kernel %s: %w", kver, err)
+		return kmod.Plan{}, 0, fmt.Errorf("kernel %s: %w", kver, err)
 	}
-	var list strings.Builder
-	for _, m := range plan.Load {
+	add := func(m string) (string, error) {
 		b, err := os.ReadFile(filepath.Join(moddir, filepath.FromSlash(m)))
 		if err != nil {
-			return kmod.Plan{}, fmt.Errorf("cannot read module: %w", err)
+			return "", fmt.Errorf("cannot read module: %w", err)
 		}
 		p := path.Join("/lib/modules", kver, m)
-		if err := t.File(p, b, 0o644); err != nil {
-			return kmod.Plan{}, err
+		return p, t.File(p, b, 0o644)
+	}
+	var list strings.Builder
+	atBoot := map[string]bool{}
+	for _, m := range plan.Load {
+		p, err := add(m)
+		if err != nil {
+			return kmod.Plan{}, 0, err
 		}
+		atBoot[m] = true
 		list.WriteString(p + "\n")
 	}
-	return plan, t.File("/etc/luksmount/modules", []byte(list.String()), 0o644)
+	if err := t.File("/etc/luksmount/modules", []byte(list.String()), 0o644); err != nil {
+		return kmod.Plan{}, 0, err
+	}
+	features := make([]string, 0, len(ondemand))
+	for f := range ondemand {
+		features = append(features, f)
+	}
+	sort.Strings(features)
+	var od strings.Builder
+	extra := map[string]bool{}
+	for _, f := range features {
+		fp, err := ix.Resolve(ondemand[f])
+		if err != nil {
+			return kmod.Plan{}, 0, fmt.Errorf("kernel %s, on-demand %s: %w", kver, f, err)
+		}
+		od.WriteString(f + ":")
+		for _, m := range fp.Load {
+			if atBoot[m] {
+				continue
+			}
+			p, err := add(m)
+			if err != nil {
+				return kmod.Plan{}, 0, err
+			}
+			extra[m] = true
+			od.WriteString(" " + p)
+		}
+		od.WriteString("\n")
+	}
+	if len(features) > 0 {
+		if err := t.File("/etc/luksmount/modules.ondemand", []byte(od.String()), 0o644); err != nil {
+			return kmod.Plan{}, 0, err
+		}
+	}
+	return plan, len(extra), nil
 }
 
 // depmod generates modules.dep in the unpacked kernel (Debian's package ships none) once.
@@ -254,7 +297,7 @@ func depmod(kdir, kver string) error {
 
 // addUserspace copies the variant's binaries, their libraries and loader, dlopened libraries,
 // extra files and symlinks from the sysroot.
-func addUserspace(t *Tree, r elfdeps.Resolver, v Variant) error {
+func addUserspace(t *Tree, r elfdeps.Resolver, v Variant, triplet string) error {
 	files, err := r.Needs(v.Binaries, v.Libs)
 	if err != nil {
 		return err
@@ -272,6 +315,7 @@ func addUserspace(t *Tree, r elfdeps.Resolver, v Variant) error {
 		}
 	}
 	for _, f := range v.Files {
+		f = strings.ReplaceAll(f, "{triplet}", triplet)
 		_, host, err := r.Root.Resolve(f)
 		if err != nil {
 			return fmt.Errorf("cannot find %s: %w", f, err)

@@ -17,6 +17,11 @@ type Variant struct {
 	// skipped. Names use the module file's base name; '-' and '_' are equivalent.
 	Modules     []string
 	ArchModules map[string][]string
+	// OnDemand are module sets shipped in the image but loaded only when the drive's stack asks
+	// for them, keyed by the feature the agent asks for (a kernel crypto algorithm such as
+	// "serpent", or a filesystem). A feature whose modules are all built in or loaded at boot
+	// is still listed, with no paths, so the agent knows the kernel has it.
+	OnDemand map[string][]string
 	// Packages are the Debian packages to pin (with their Depends, minus Exclude).
 	Packages []string
 	Exclude  []string
@@ -25,7 +30,8 @@ type Variant struct {
 	Binaries []string
 	// Libs are sonames loaded with dlopen, which DT_NEEDED does not reveal.
 	Libs []string
-	// Files are other files copied verbatim from the packages (configuration).
+	// Files are other files copied verbatim from the packages (configuration); "{triplet}" in a
+	// path becomes the arch's multiarch triplet (x86_64-linux-gnu).
 	Files []string
 	// Symlinks maps a path in the image to a link target.
 	Symlinks map[string]string
@@ -45,6 +51,19 @@ var notNeeded = []string{
 // MMIO for microvm.
 var virtioModules = []string{
 	"virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console", "virtio-rng",
+}
+
+// cryptoOnDemand are the kernel crypto algorithms a LUKS header may name (cipher, chain mode,
+// ESSIV hash), by the name cryptsetup gives the kernel. IV generators (plain, plain64, benbi,
+// null, essiv's wrapper aside) live in dm-crypt itself. Hashes used only for PBKDF2 and the AF
+// splitter are computed by cryptsetup in user space and need no module.
+var cryptoOnDemand = map[string][]string{
+	"aes": {"aes_generic"}, "serpent": {"serpent_generic"}, "twofish": {"twofish_generic"},
+	"camellia": {"camellia_generic"}, "cast5": {"cast5_generic"}, "cast6": {"cast6_generic"},
+	"blowfish": {"blowfish_generic"},
+	"xts":      {"xts"}, "cbc": {"cbc"}, "ecb": {"ecb"}, "lrw": {"lrw"}, "essiv": {"essiv"},
+	"sha1": {"sha1_generic"}, "sha256": {"sha256_generic"}, "sha512": {"sha512_generic"},
+	"rmd160": {"rmd160"}, "wp512": {"wp512"},
 }
 
 // Variants are the images the builder knows, by name.
@@ -68,12 +87,15 @@ var Variants = map[string]Variant{
 			"amd64": {"aesni-intel", "sha256-ssse3", "sha512-ssse3"},
 			"arm64": {"aes-ce-cipher", "aes-ce-blk", "sha2-ce", "sha512-ce"},
 		},
+		OnDemand: cryptoOnDemand,
 		Packages: []string{"cryptsetup-bin", "e2fsprogs", "util-linux", "libgcc-s1"},
 		Exclude:  notNeeded,
 		Binaries: []string{"/sbin/cryptsetup", "/sbin/blkid", "/sbin/e2fsck", "/sbin/mkfs.ext4", "/sbin/resize2fs"},
 		// glibc dlopens libgcc_s for pthread_exit/cancellation; argon2 threads abort without it.
-		Libs:  []string{"libgcc_s.so.1"},
-		Files: []string{"/etc/mke2fs.conf"},
+		Libs: []string{"libgcc_s.so.1"},
+		// OpenSSL 3 keeps whirlpool (an old LUKS1 hash) in its legacy provider, which
+		// libcryptsetup loads when present; without it such a header "is not supported".
+		Files: []string{"/etc/mke2fs.conf", "/usr/lib/{triplet}/ossl-modules/legacy.so"},
 	},
 	"nfsclient": {
 		Name:   "nfsclient",

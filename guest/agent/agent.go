@@ -19,6 +19,7 @@ import (
 	"github.com/luksmount/luksmount/guest/nfsserver"
 	"github.com/luksmount/luksmount/guest/timeline"
 	"github.com/luksmount/luksmount/pkg/control"
+	"github.com/luksmount/luksmount/pkg/luksheader"
 	"github.com/luksmount/luksmount/pkg/version"
 )
 
@@ -48,6 +49,10 @@ type Deps struct {
 	MemInfo      func() (totalKiB, availKiB int64)
 	Kernel       func() string
 	Sleep        func(time.Duration)
+	// ReadHeader parses a LUKS header; Features loads on-demand kernel modules by feature
+	// (initsys.Features.Need). Either nil: nothing is checked or loaded before unlocking.
+	ReadHeader func(dev string) (*luksheader.Header, error)
+	Features   func(names ...string) (int, error)
 }
 
 // Agent holds the guest's state. Create it with New.
@@ -308,6 +313,10 @@ func (a *Agent) unlock(ctx context.Context, r *control.Request) (any, error) {
 	if !hasMagic {
 		return nil, control.Errorf(control.CodeNotEncrypted, "%s is not LUKS-encrypted (blkid sees %s); mount it without unlocking", dev, typeOrNothing(in.Type))
 	}
+	if err := a.prepareCrypto(dev); err != nil {
+		a.tl.Logf("warn", "unlock %s refused: %v", dev, err)
+		return nil, err
+	}
 	start := a.tl.Now()
 	p := a.startProgress("unlock", fmt.Sprintf("deriving the key for %s (takes a few seconds)", dev))
 	err = a.crypt.Open(ctx, dev, req.ReadOnly, r.Secret, hasMagic)
@@ -345,7 +354,7 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
 	a.mu.Lock()
-	st, mapper, mappingRO := a.state, a.mapper, a.readOnly
+	st, mappingRO := a.state, a.readOnly
 	a.mu.Unlock()
 	if st != control.StateReady && st != control.StateUnlocked {
 		return nil, a.badState("cannot mount: a filesystem is already mounted")
@@ -354,26 +363,14 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var dev string
-	var in blkid.Info
-	if mapper != "" {
-		dev = mapper
-		in, err = blkid.Probe(ctx, a.deps.Run, dev)
-		if err != nil {
-			return nil, control.Errorf(control.CodeIOError, "cannot probe %s: %v", dev, err)
-		}
-	} else {
-		dev, in, err = a.pickDevice(ctx, req.Device, nil, control.CodeNotFound, "")
-		if err != nil {
-			return nil, err
-		}
-		if isLUKS(in) {
-			return nil, control.Errorf(control.CodeBadState, "%s is LUKS-encrypted: unlock it before mounting", dev)
-		}
+	src, err := a.resolveSource(ctx, req.Device, "mount it")
+	if err != nil {
+		return nil, err
 	}
+	dev, in := src.dev, src.in
 	if in.Type == "" {
 		// Guest device names mean nothing to the user: say what the drive holds instead.
-		if mapper != "" {
+		if src.mapped {
 			return nil, control.Errorf(control.CodeUnsupportedFS, "the LUKS container opened, but holds no filesystem; it may be new or damaged (check it on Linux with `e2fsck -n`)")
 		}
 		return nil, control.Errorf(control.CodeUnsupportedFS, "the drive holds no LUKS header and no filesystem; it may be empty or damaged")
@@ -381,7 +378,7 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 	if !mountable(in.Type) {
 		return nil, control.Errorf(control.CodeUnsupportedFS, "%s holds %s, which is not a mountable filesystem", dev, in.Type)
 	}
-	if mappingRO || a.diskReadOnly(dev) {
+	if (src.mapped && mappingRO) || a.diskReadOnly(dev) {
 		if !opts.ReadOnly {
 			a.tl.Logf("warn", "%s is read-only: mounting read-only", dev)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/luksmount/luksmount/guest/blkid"
 	"github.com/luksmount/luksmount/guest/command"
 	"github.com/luksmount/luksmount/pkg/control"
 )
@@ -73,29 +72,17 @@ func (a *Agent) check(ctx context.Context, r *control.Request) (any, error) {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
 	a.mu.Lock()
-	st, mapper, mappingRO := a.state, a.mapper, a.readOnly
+	st, mappingRO := a.state, a.readOnly
 	a.mu.Unlock()
 	if st != control.StateReady && st != control.StateUnlocked {
 		return nil, a.badState("cannot check a mounted filesystem: stop the session, then check")
 	}
-	var dev string
-	var in blkid.Info
-	var err error
-	if req.Device == "" && mapper != "" {
-		dev = mapper
-		in, err = blkid.Probe(ctx, a.deps.Run, dev)
-		if err != nil {
-			return nil, control.Errorf(control.CodeIOError, "cannot probe %s: %v", dev, err)
-		}
-	} else {
-		dev, in, err = a.pickDevice(ctx, req.Device, nil, control.CodeNotFound, "")
-		if err != nil {
-			return nil, err
-		}
+	src, err := a.resolveSource(ctx, req.Device, "check")
+	if err != nil {
+		return nil, err
 	}
-	if isLUKS(in) {
-		return nil, control.Errorf(control.CodeBadState, "%s is LUKS-encrypted: unlock it, then check", dev)
-	}
+	dev, in := src.dev, src.in
+	mappingRO = mappingRO && src.mapped
 	if req.Repair && (mappingRO || a.diskReadOnly(dev)) {
 		return nil, control.Errorf(control.CodeInvalidArgument, "cannot repair %s: it is open read-only", dev)
 	}

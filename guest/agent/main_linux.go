@@ -20,6 +20,7 @@ import (
 	"github.com/luksmount/luksmount/guest/nfsserver"
 	"github.com/luksmount/luksmount/guest/timeline"
 	"github.com/luksmount/luksmount/pkg/control"
+	"github.com/luksmount/luksmount/pkg/luksheader"
 	"github.com/luksmount/luksmount/pkg/version"
 )
 
@@ -82,7 +83,9 @@ func Main() error {
 	if debugOn {
 		exe.Debugf = func(format string, args ...any) { tl.Logf("debug", format, args...) }
 	}
-	a := New(linuxDeps(exe), tl)
+	deps := linuxDeps(exe)
+	deps.Features = onDemandModules(tl).Need
+	a := New(deps, tl)
 	sessions := NewSessions()
 
 	// Signals and the power button stop the VM cleanly; nobody is there to answer a busy
@@ -219,7 +222,31 @@ func linuxDeps(run command.Runner) Deps {
 		},
 		Kernel: initsys.Kernel,
 		Sleep:  time.Sleep,
+		ReadHeader: func(dev string) (*luksheader.Header, error) {
+			f, err := os.Open(dev)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			return luksheader.Parse(f)
+		},
 	}
+}
+
+// onDemandModules reads the image's on-demand table; without one nothing is optional.
+func onDemandModules(tl *timeline.Recorder) *initsys.Features {
+	f := &initsys.Features{Table: map[string][]string{}, Load: initsys.LoadModules}
+	r, err := os.Open(initsys.OnDemandFile)
+	if err != nil {
+		tl.Logf("warn", "no on-demand modules table: %v", err)
+		return f
+	}
+	defer r.Close()
+	if f.Table, err = initsys.ParseOnDemand(r); err != nil {
+		tl.Logf("error", "%v", err)
+		f.Table = map[string][]string{}
+	}
+	return f
 }
 
 func hasMagic(dev string) bool {

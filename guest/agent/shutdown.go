@@ -182,6 +182,9 @@ func (a *Agent) format(ctx context.Context, r *control.Request) (any, error) {
 	rep.Label = req.Label
 	target := dev
 	if encrypted {
+		if err := a.formatCiphers(req); err != nil {
+			return nil, err
+		}
 		p := a.startProgress("format", fmt.Sprintf("creating a %s container on %s (benchmarks the key derivation)", req.Type, dev))
 		err = a.crypt.Format(ctx, dev, req, r.Secret)
 		p.stop()

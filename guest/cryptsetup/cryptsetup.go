@@ -9,11 +9,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/luksmount/luksmount/guest/command"
 	"github.com/luksmount/luksmount/pkg/control"
+	"github.com/luksmount/luksmount/pkg/luksheader"
 )
 
 // MapperName is the dm-crypt mapping the agent opens; the plaintext device is /dev/mapper/MapperName.
@@ -74,6 +76,24 @@ func FormatArgs(dev string, req control.FormatRequest) ([]string, error) {
 	}
 	if req.PBKDFForceIterations > 0 {
 		args = append(args, "--pbkdf-force-iterations", strconv.Itoa(req.PBKDFForceIterations))
+	}
+	if req.Cipher != "" {
+		if err := luksheader.CheckCipher(req.Cipher); err != nil {
+			return nil, control.Errorf(control.CodeInvalidArgument, "cannot use cipher %q: luksmount's guest supports aes, serpent, twofish, camellia, cast5, cast6 and blowfish in xts, cbc, ecb or lrw modes (for example serpent-xts-plain64)", req.Cipher)
+		}
+		args = append(args, "--cipher", req.Cipher)
+	}
+	if req.KeySizeBits < 0 || req.KeySizeBits%8 != 0 || req.KeySizeBits > 4096 {
+		return nil, control.Errorf(control.CodeInvalidArgument, "key size %d bits must be a positive multiple of 8", req.KeySizeBits)
+	}
+	if req.KeySizeBits > 0 {
+		args = append(args, "--key-size", strconv.Itoa(req.KeySizeBits))
+	}
+	if req.Hash != "" {
+		if err := luksheader.CheckHash(req.Hash); err != nil {
+			return nil, control.Errorf(control.CodeInvalidArgument, "cannot use hash %q: use sha256, sha512, sha1, ripemd160 or whirlpool", req.Hash)
+		}
+		args = append(args, "--hash", req.Hash)
 	}
 	if req.Label != "" && typ == "luks2" {
 		if err := checkLabel(req.Label); err != nil {
@@ -205,8 +225,11 @@ func Classify(what string, r command.Result, hasMagic bool, mem Memory) error {
 		return e(control.CodeOutOfMemory, "cannot %s: %s", what, memoryAdvice(mem))
 	case strings.Contains(low, "input/output error") || strings.Contains(low, "i/o error"):
 		return e(control.CodeIOError, "cannot %s: the disk returned I/O errors (%s); copy its data off with ddrescue", what, msg)
+	case unsupportedAlgorithm(r.Stderr) != "":
+		// The guest lacks it; the header is fine. Never send the user to luksHeaderRestore.
+		return e(control.CodeUnsupportedCrypto, "cannot %s: this drive uses %s, which luksmount's guest cannot open yet; nothing was changed", what, unsupportedAlgorithm(r.Stderr))
 	case strings.Contains(low, "is not a valid luks device") || strings.Contains(low, "checksum error") ||
-		strings.Contains(low, "unsupported luks version") || strings.Contains(low, "requirements"):
+		strings.Contains(low, "requirements"):
 		if !hasMagic {
 			return e(control.CodeNotEncrypted, "cannot %s: it is not a LUKS device (no LUKS header); mount it without unlocking", what)
 		}
@@ -222,6 +245,34 @@ func Classify(what string, r command.Result, hasMagic bool, mem Memory) error {
 	default:
 		return e(control.CodeInternal, "cannot %s: cryptsetup exited with %d: %s", what, r.ExitCode, msg)
 	}
+}
+
+// cryptsetup's messages for what its crypto backend or the kernel lacks (lib/setup.c,
+// lib/luks1/keymanage.c, lib/utils_crypt.c in cryptsetup 2.6).
+var unsupportedRes = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)check that kernel supports (\S+) cipher`),
+	regexp.MustCompile(`(?i)requested luks hash (\S+) is not supported`),
+	regexp.MustCompile(`(?i)requested (?:hash|cipher) (\S+) is not supported`),
+	regexp.MustCompile(`(?i)(unsupported luks version \d+)`),
+	regexp.MustCompile(`(?i)(?:pbkdf|kdf) (\S+) (?:is )?not (?:supported|available)`),
+}
+
+// unsupportedAlgorithm names the algorithm stderr says is missing ("twofish-xts-plain64",
+// "the hash whirlpool"), or "".
+func unsupportedAlgorithm(stderr string) string {
+	for i, re := range unsupportedRes {
+		if m := re.FindStringSubmatch(stderr); m != nil {
+			name := strings.TrimSuffix(m[1], ".")
+			switch i {
+			case 0:
+				return "the cipher " + name
+			case 1:
+				return "the hash " + name
+			}
+			return name
+		}
+	}
+	return ""
 }
 
 func memoryAdvice(m Memory) string {

@@ -75,6 +75,10 @@ func TestFormatArgs(t *testing.T) {
 	if err != nil || strings.Join(args, " ") != "luksFormat --type luks1 --batch-mode --key-file=- /dev/vdb" {
 		t.Fatalf("luks1 FormatArgs = %q, %v (LUKS1 has no label)", args, err)
 	}
+	args, err = FormatArgs("/dev/vdc", control.FormatRequest{Type: "luks1", Cipher: "serpent-cbc-essiv:sha256", KeySizeBits: 256, Hash: "whirlpool"})
+	if want := "luksFormat --type luks1 --batch-mode --key-file=- --cipher serpent-cbc-essiv:sha256 --key-size 256 --hash whirlpool /dev/vdc"; err != nil || strings.Join(args, " ") != want {
+		t.Fatalf("cipher FormatArgs = %q, %v; want %s", args, err, want)
+	}
 	for name, req := range map[string]control.FormatRequest{
 		"bad type":       {Type: "luks3"},
 		"luks1 argon":    {Type: "luks1", PBKDF: "argon2id"},
@@ -82,6 +86,10 @@ func TestFormatArgs(t *testing.T) {
 		"negative":       {Type: "luks2", IterTimeMS: -1},
 		"pbkdf2 memory":  {Type: "luks2", PBKDF: "pbkdf2", PBKDFMemoryKiB: 1024},
 		"label too long": {Type: "luks2", Label: strings.Repeat("x", 48)},
+		"cipher":         {Type: "luks2", Cipher: "anubis-xts-plain64"},
+		"cipher mode":    {Type: "luks2", Cipher: "aes-ctr-plain64"},
+		"key size":       {Type: "luks2", KeySizeBits: 100},
+		"hash":           {Type: "luks1", Hash: "md4"},
 	} {
 		if _, err := FormatArgs("/dev/vda", req); !errors.Is(err, &control.Error{Code: control.CodeInvalidArgument}) {
 			t.Errorf("%s: FormatArgs error = %v; want invalid-argument", name, err)
@@ -119,11 +127,20 @@ func TestClassify(t *testing.T) {
 		{"io", command.Result{ExitCode: 1, Stderr: "Cannot read device /dev/vda: Input/output error\n"}, true, control.CodeIOError, "I/O"},
 		{"missing", command.Result{ExitCode: 4, Stderr: "Device /dev/vdz does not exist or access denied.\n"}, true, control.CodeNotFound, "no such device"},
 		{"other", command.Result{ExitCode: 1, Stderr: "something odd\n"}, true, control.CodeInternal, "something odd"},
+		// What the guest lacks is never the drive's fault (messages as cryptsetup 2.6 prints them).
+		{"no cipher", command.Result{ExitCode: 1, Stderr: "Failed to setup dm-crypt key mapping for device /dev/vda.\nCheck that kernel supports twofish-xts-plain64 cipher (check syslog for more info).\n"},
+			true, control.CodeUnsupportedCrypto, "this drive uses the cipher twofish-xts-plain64, which luksmount's guest cannot open yet; nothing was changed"},
+		{"no hash", command.Result{ExitCode: 1, Stderr: "Requested LUKS hash whirlpool is not supported.\nDevice /dev/vda is not a valid LUKS device.\n"},
+			true, control.CodeUnsupportedCrypto, "the hash whirlpool, which luksmount's guest cannot open yet"},
+		{"luks version", command.Result{ExitCode: 1, Stderr: "Unsupported LUKS version 3.\n"}, true, control.CodeUnsupportedCrypto, "Unsupported LUKS version 3"},
 	} {
 		err := Classify("unlock /dev/vda", tc.r, tc.hasMagic, Memory{NeedKiB: 1 << 20, HaveKiB: 492 * 1024})
 		var ce *control.Error
 		if !errors.As(err, &ce) || ce.Code != tc.want || !strings.Contains(ce.Message, tc.text) {
 			t.Errorf("%s: Classify = %v; want %s mentioning %q", tc.name, err, tc.want, tc.text)
+		}
+		if tc.want == control.CodeUnsupportedCrypto && (strings.Contains(ce.Message, "damaged") || strings.Contains(ce.Message, "Restore")) {
+			t.Errorf("%s: %q blames the drive", tc.name, ce.Message)
 		}
 	}
 	if err := Classify("x", command.Result{}, true, Memory{}); err != nil {

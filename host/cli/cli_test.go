@@ -136,6 +136,8 @@ func TestExitCodes(t *testing.T) {
 		{fmt.Errorf("open: %w", os.ErrPermission), ExitPermission},
 		{fmt.Errorf("%w for y", session.ErrNoSession), ExitNotFound},
 		{fmt.Errorf("/x: %w", luksheader.ErrCorrupt), ExitFilesystem},
+		{fmt.Errorf("/x: %w", &luksheader.UnsupportedError{What: "the hash gost"}), ExitFilesystem},
+		{control.Errorf(control.CodeUnsupportedCrypto, "this drive uses serpent"), ExitFilesystem},
 		{control.Errorf(control.CodeNeedsRepair, "needs fsck"), ExitFilesystem},
 		{fmt.Errorf("%w: qemu failed", supervisor.ErrBoot), ExitVM},
 		{fmt.Errorf("%w: gone", supervisor.ErrVMDied), ExitVM},

@@ -83,6 +83,7 @@ func ExitCode(err error) int {
 		errors.Is(err, control.ErrNotFound):
 		return ExitNotFound
 	case errors.Is(err, luksheader.ErrCorrupt), errors.Is(err, control.ErrCorruptHeader),
+		errors.Is(err, luksheader.ErrUnsupported), errors.Is(err, control.ErrUnsupportedCrypto),
 		errors.Is(err, control.ErrUnsupportedFS), errors.Is(err, control.ErrNeedsRepair),
 		errors.Is(err, control.ErrNotEncrypted), errors.Is(err, control.ErrIOError):
 		return ExitFilesystem

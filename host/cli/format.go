@@ -13,6 +13,7 @@ import (
 	"github.com/luksmount/luksmount/host/passphrase"
 	"github.com/luksmount/luksmount/host/session"
 	"github.com/luksmount/luksmount/host/supervisor"
+	"github.com/luksmount/luksmount/pkg/luksheader"
 )
 
 var errHasData = supervisor.ErrHasData
@@ -29,6 +30,9 @@ func (e *env) formatCommand() *ucli.Command {
 			&ucli.IntFlag{Name: "pbkdf-memory", Usage: "argon2 memory cost in `KiB` (cryptsetup's meaning)"},
 			&ucli.IntFlag{Name: "iter-time", Usage: "key derivation time in `ms` (cryptsetup's meaning)"},
 			&ucli.IntFlag{Name: "pbkdf-force-iterations", Hidden: true},
+			&ucli.StringFlag{Name: "cipher", Usage: "LUKS `CIPHER` in cryptsetup's spelling (default aes-xts-plain64; e.g. serpent-xts-plain64)"},
+			&ucli.IntFlag{Name: "key-size", Usage: "LUKS volume key size in `BITS` (cryptsetup's default for the cipher)"},
+			&ucli.StringFlag{Name: "hash", Usage: "LUKS `HASH` for the key derivation and digest (default sha256)"},
 			&ucli.BoolFlag{Name: "force", Usage: "format even if the target holds data (destroys it)"},
 			&ucli.IntFlag{Name: "memory", Usage: "VM memory in `MiB`"},
 			&ucli.StringFlag{Name: "accel", Value: "auto", Usage: "VM accelerator: auto, hvf, kvm or tcg"},
@@ -68,6 +72,23 @@ func formatOptions(c *ucli.Context) (supervisor.FormatOptions, error) {
 	}
 	if o.PBKDFMemoryKiB > 0 && o.Type == "luks1" {
 		return o, usagef("--pbkdf-memory needs --type luks2 (luks1 uses pbkdf2)")
+	}
+	o.Cipher, o.KeySizeBits, o.Hash = c.String("cipher"), c.Int("key-size"), strings.ToLower(c.String("hash"))
+	if o.Type == "none" && (o.Cipher != "" || o.KeySizeBits != 0 || o.Hash != "") {
+		return o, usagef("--cipher, --key-size and --hash need --type luks2 or luks1")
+	}
+	if o.Cipher != "" {
+		if err := luksheader.CheckCipher(o.Cipher); err != nil {
+			return o, usagef("--cipher %q: luksmount's guest supports aes, serpent, twofish, camellia, cast5, cast6 and blowfish in xts, cbc, ecb or lrw mode (for example serpent-xts-plain64)", o.Cipher)
+		}
+	}
+	if o.KeySizeBits < 0 || o.KeySizeBits%8 != 0 {
+		return o, usagef("--key-size %d must be a positive multiple of 8 bits (e.g. 512 for xts)", o.KeySizeBits)
+	}
+	if o.Hash != "" {
+		if err := luksheader.CheckHash(o.Hash); err != nil {
+			return o, usagef("--hash %q is unknown: use sha256, sha512, sha1, ripemd160 or whirlpool", o.Hash)
+		}
 	}
 	o.Force = c.Bool("force")
 	o.MemoryMiB = c.Int("memory")

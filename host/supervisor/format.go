@@ -27,6 +27,9 @@ type FormatOptions struct {
 	PBKDFMemoryKiB       int
 	IterTimeMS           int
 	PBKDFForceIterations int
+	Cipher               string // LUKS cipher spec ("" = cryptsetup's aes-xts-plain64)
+	KeySizeBits          int
+	Hash                 string
 	Force                bool
 	MemoryMiB            int
 	CPUs                 int
@@ -115,7 +118,7 @@ func (s *sup) formatInVM(ctx context.Context, o FormatOptions, secret []byte) (*
 	fctx, cancel := context.WithTimeout(ctx, unlockTimeout)
 	rep, err := s.vm.Control().Format(fctx, control.FormatRequest{
 		Type: o.Type, Label: o.Label, PBKDFMemoryKiB: o.PBKDFMemoryKiB, IterTimeMS: o.IterTimeMS,
-		PBKDFForceIterations: o.PBKDFForceIterations,
+		PBKDFForceIterations: o.PBKDFForceIterations, Cipher: o.Cipher, KeySizeBits: o.KeySizeBits, Hash: o.Hash,
 	}, secret)
 	cancel()
 	if err != nil {

@@ -21,6 +21,8 @@ const (
 	CodeUnsupportedOp   Code = "unsupported-operation"  // unknown op
 	CodeVersionMismatch Code = "version-mismatch"       // host and agent protocol differ
 	CodeInternal        Code = "internal"               // a bug: see the log
+	// CodeUnsupportedCrypto: the header is fine but names a cipher or hash the guest lacks.
+	CodeUnsupportedCrypto Code = "unsupported-crypto"
 )
 
 // Error is a typed error carried over the control channel.
@@ -60,4 +62,6 @@ var (
 	ErrCorruptHeader   = &Error{Code: CodeCorruptHeader}
 	ErrNotFound        = &Error{Code: CodeNotFound}
 	ErrBadState        = &Error{Code: CodeBadState}
+
+	ErrUnsupportedCrypto = &Error{Code: CodeUnsupportedCrypto}
 )

@@ -190,6 +190,11 @@ type FormatRequest struct {
 	PBKDFMemoryKiB       int    `json:"pbkdf_memory_kib,omitempty"`
 	IterTimeMS           int    `json:"iter_time_ms,omitempty"`
 	PBKDFForceIterations int    `json:"pbkdf_force_iterations,omitempty"`
+	// Cipher (dm-crypt spec, e.g. serpent-xts-plain64), its key size in bits and the LUKS hash;
+	// empty or zero keep cryptsetup's defaults.
+	Cipher      string `json:"cipher,omitempty"`
+	KeySizeBits int    `json:"key_size_bits,omitempty"`
+	Hash        string `json:"hash,omitempty"`
 }
 
 // FormatReply describes what was created.

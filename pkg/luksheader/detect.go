@@ -51,12 +51,15 @@ type Identity struct {
 	UUID  string
 	LUKS  *Header // set for LUKS kinds
 	// Err is set when a LUKS magic was present but the header is corrupt
-	// (Kind is then the version the magic claims, LUKS is nil).
+	// (Kind is then the version the magic claims, LUKS is nil), or intact but
+	// naming what the guest cannot use (matching ErrUnsupported; LUKS is set
+	// when the header parsed).
 	Err error
 }
 
 // Detect tells LUKS1, LUKS2, ext2/3/4 or unknown apart. A corrupt LUKS header
-// is reported as its kind together with an error matching ErrCorrupt.
+// is reported as its kind together with an error matching ErrCorrupt, an
+// unsupported one with an error matching ErrUnsupported.
 func Detect(r io.ReaderAt) (Kind, error) {
 	id, err := Identify(r)
 	if err != nil {
@@ -75,8 +78,8 @@ func Identify(r io.ReaderAt) (*Identity, error) {
 		if h.Version == 1 {
 			k = KindLUKS1
 		}
-		return &Identity{Kind: k, Label: h.Label, UUID: h.UUID, LUKS: h}, nil
-	case errors.Is(err, ErrCorrupt):
+		return &Identity{Kind: k, Label: h.Label, UUID: h.UUID, LUKS: h, Err: h.CheckSupported()}, nil
+	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrUnsupported):
 		var pre [8]byte
 		r.ReadAt(pre[:], 0)
 		k := KindLUKS2

@@ -47,6 +47,7 @@ func parseLUKS1(r io.ReaderAt) (*Header, error) {
 		SectorSize:    luks1SectorSize,
 		PayloadOffset: int64(payload) * luks1SectorSize,
 		HeaderSize:    luks1HeaderSize,
+		HashSpec:      hashSpec,
 	}
 	for i := 0; i < luks1NumKeys; i++ {
 		s := b[luks1KeyslotOff+i*luks1KeyslotSize:]

@@ -49,7 +49,10 @@ type luks2Copy struct {
 type luks2JSON struct {
 	Keyslots map[string]luks2Keyslot `json:"keyslots"`
 	Segments map[string]luks2Segment `json:"segments"`
-	Config   struct {
+	Digests  map[string]struct {
+		Hash string `json:"hash"`
+	} `json:"digests"`
+	Config struct {
 		JSONSize string `json:"json_size"`
 	} `json:"config"`
 }
@@ -65,6 +68,12 @@ type luks2Keyslot struct {
 		Memory     int    `json:"memory"`
 		CPUs       int    `json:"cpus"`
 	} `json:"kdf"`
+	Area struct {
+		Encryption string `json:"encryption"`
+	} `json:"area"`
+	AF struct {
+		Hash string `json:"hash"`
+	} `json:"af"`
 }
 
 type luks2Segment struct {
@@ -245,9 +254,13 @@ func (c *luks2Copy) header(fromSecondary bool, primaryErr error) (*Header, error
 			ks.KDF = KDF{Type: d.Type, Time: d.Time, MemoryKiB: d.Memory, CPUs: d.CPUs}
 		default:
 			if ks.Active {
-				return nil, corrupt("keyslot %d has unknown KDF type %q", id, d.Type)
+				// Well-formed (the checksum matched) but newer than what we know: not damage.
+				return nil, unsupported("the key derivation %q (keyslot %d)", d.Type, id)
 			}
 			ks.KDF = KDF{Type: d.Type}
+		}
+		if ks.Active {
+			ks.AreaCipher, ks.AFHash = k.Area.Encryption, k.AF.Hash
 		}
 		h.Keyslots = append(h.Keyslots, ks)
 		if h.KeySize == 0 && ks.Active {
@@ -255,6 +268,11 @@ func (c *luks2Copy) header(fromSecondary bool, primaryErr error) (*Header, error
 		}
 	}
 
+	for _, id := range mustIDs(c.meta.Digests) {
+		if hs := c.meta.Digests[id].Hash; hs != "" {
+			h.DigestHashes = append(h.DigestHashes, hs)
+		}
+	}
 	segIDs, err := sortedIDs(c.meta.Segments, 1<<16)
 	if err != nil {
 		return nil, corrupt("segments: %v", err)
@@ -275,6 +293,16 @@ func (c *luks2Copy) header(fromSecondary bool, primaryErr error) (*Header, error
 		break
 	}
 	return h, nil
+}
+
+// mustIDs returns m's keys sorted, for maps whose ids need no validation.
+func mustIDs[V any](m map[string]V) []string {
+	ids := make([]string, 0, len(m))
+	for k := range m {
+		ids = append(ids, k)
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // sortedIDs returns the numeric keys of m in order, rejecting non-numeric or out-of-range ones.

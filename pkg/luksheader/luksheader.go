@@ -59,6 +59,9 @@ type Keyslot struct {
 	Active  bool
 	KeySize int // bytes of the volume key this slot unlocks
 	KDF     KDF
+	// LUKS2 only: the keyslot area's cipher and the AF splitter's hash.
+	AreaCipher string
+	AFHash     string
 }
 
 // Header is the parsed, public part of a LUKS header.
@@ -73,6 +76,9 @@ type Header struct {
 	PayloadOffset int64  // bytes from the start of the device to the encrypted data
 	HeaderSize    int64  // LUKS2: size of one header copy (binary + JSON); LUKS1: 592
 	Keyslots      []Keyslot
+	// DigestHashes are the LUKS2 digests' hashes; LUKS1's one hash is HashSpec.
+	DigestHashes []string
+	HashSpec     string // LUKS1 only: the header's hash (PBKDF2, AF splitter, digest)
 	// FromSecondary is true when the primary LUKS2 header was damaged, or
 	// older than the secondary, and the secondary copy was used.
 	FromSecondary bool
@@ -132,7 +138,7 @@ func Parse(r io.ReaderAt) (*Header, error) {
 	case 2:
 		return parseLUKS2(r, true)
 	default:
-		return nil, corrupt("unsupported LUKS version %d", v)
+		return nil, unsupported("LUKS version %d", v)
 	}
 }
 
