@@ -202,7 +202,7 @@ func (s *Server) openDirPath(h []byte) (int, *unix.Stat_t, error) {
 	return fd, st, nil
 }
 
-func (s *Server) isRoot(h []byte) bool { return string(h) == string(s.table.Root()) }
+func (s *Server) isRoot(h []byte) bool { return string(h) == string(s.rootH) }
 
 // readlink reads the link itself by handle (go-nfs needed its path, which a
 // link whose dentry was evicted does not have).

@@ -142,11 +142,11 @@ type callIO struct {
 	w xdr.Writer
 }
 
-// run decodes and answers one call into a reply buffer sized for it, so a
-// READ's data lands in its final place with no growing or copying.
+// run decodes and answers one call into a (recycled) reply buffer sized for
+// it, so a READ's data lands in its final place with no growing or copying.
 func (s *Server) run(f procFunc, c *rpcfront.Call) []byte {
 	io := &callIO{r: *xdr.NewReader(c.Args)}
-	io.w.B = rpcfront.AppendAccepted(make([]byte, 0, 512+replyData(c)), c.XID, rpcfront.Success)
+	io.w.B = rpcfront.AppendAccepted(rpcfront.GetBuffer(512+replyData(c)), c.XID, rpcfront.Success)
 	f(s, c, &io.r, &io.w)
 	if io.r.Err() != nil {
 		return rpcfront.Accepted(c.XID, rpcfront.GarbageArgs).B

@@ -1,6 +1,7 @@
 package nfsserver
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"github.com/luksmount/luksmount/guest/rpcfront"
@@ -8,11 +9,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dirent64 walks a getdents64 buffer.
+// dirent is one getdents64 record; name aliases the buffer, and cname is
+// name with its NUL, ready for the *at syscalls without a copy.
 type dirent struct {
-	ino  uint64
-	off  uint64
-	name string
+	ino   uint64
+	off   uint64
+	name  []byte
+	cname []byte
 }
 
 func parseDirents(buf []byte, out []dirent) []dirent {
@@ -28,7 +31,9 @@ func parseDirents(buf []byte, out []dirent) []dirent {
 		for n < len(nb) && nb[n] != 0 {
 			n++
 		}
-		out = append(out, dirent{ino: ino, off: off, name: string(nb[:n])})
+		if n < len(nb) { // the kernel always terminates names; skip one that is not
+			out = append(out, dirent{ino: ino, off: off, name: nb[:n], cname: nb[:n+1]})
+		}
 		buf = buf[reclen:]
 	}
 	return out
@@ -73,10 +78,7 @@ func (s *Server) readdirCommon(r *xdr.Reader, w *xdr.Writer, plus bool) {
 	}
 	maxcount = min(maxcount, maxIO)
 	base := len(w.B)
-	isRoot := false
-	if rh := s.table.Root(); string(rh) == string(h) {
-		isRoot = true
-	}
+	isRoot := s.isRoot(h)
 	w.Uint32(nfsOK)
 	s.postOpAttr(w, dst)
 	w.Uint64(0) // cookie verifier
@@ -84,8 +86,10 @@ func (s *Server) readdirCommon(r *xdr.Reader, w *xdr.Writer, plus bool) {
 	dused := 0
 	n := 0
 	eof := false
-	buf := make([]byte, 32<<10)
-	var ents []dirent
+	buf := rpcfront.GetBuffer(32 << 10)[:32<<10]
+	defer rpcfront.PutBuffer(buf)
+	var entsBuf [128]dirent
+	ents := entsBuf[:0]
 	var rerr error
 pages:
 	for {
@@ -100,16 +104,18 @@ pages:
 		}
 		ents = parseDirents(buf[:m], ents[:0])
 		for _, e := range ents {
-			if e.name == ".." && isRoot {
+			if string(e.name) == ".." && isRoot {
 				e.ino = dst.Ino // the export's parent is itself
 			}
-			entry, dsize := s.direntry(dfd, e, plus)
-			if used+len(entry.B) > int(maxcount) || (plus && dused+dsize > int(dircount)) {
+			at := len(w.B)
+			dsize := s.appendEntry(w, dfd, e, plus)
+			size := len(w.B) - at
+			if used+size > int(maxcount) || (plus && dused+dsize > int(dircount)) {
+				w.B = w.B[:at]
 				break pages
 			}
-			used += len(entry.B)
+			used += size
 			dused += dsize
-			w.B = append(w.B, entry.B...)
 			n++
 		}
 	}
@@ -127,34 +133,51 @@ pages:
 	w.Bool(eof)
 }
 
-// direntry encodes one entry3 (entryplus3 with plus: attributes and handle
-// too, none for "." and ".."); dsize is what counts against dircount.
-func (s *Server) direntry(dfd int, e dirent, plus bool) (entry *xdr.Writer, dsize int) {
-	entry = &xdr.Writer{B: make([]byte, 0, 64+len(e.name))}
-	entry.Bool(true)
-	entry.Uint64(e.ino)
-	entry.String(e.name)
-	entry.Uint64(e.off)
-	dsize = len(entry.B)
+// appendEntry appends one entry3 (entryplus3 with plus: attributes and
+// handle too, none for "." and "..") to w, with no allocation; dsize is
+// what counts against dircount.
+func (s *Server) appendEntry(w *xdr.Writer, dfd int, e dirent, plus bool) (dsize int) {
+	at := len(w.B)
+	w.Bool(true)
+	w.Uint64(e.ino)
+	w.Uint32(uint32(len(e.name)))
+	w.Fixed(e.name)
+	w.Uint64(e.off)
+	dsize = len(w.B) - at
 	if !plus {
-		return entry, dsize
+		return dsize
 	}
-	if e.name == "." || e.name == ".." {
-		entry.Bool(false)
-		entry.Bool(false)
-		return entry, dsize
+	if string(e.name) == "." || string(e.name) == ".." {
+		w.Bool(false)
+		w.Bool(false)
+		return dsize
 	}
 	var st unix.Stat_t
-	if err := unix.Fstatat(dfd, e.name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
-		s.postOpAttr(entry, &st)
+	if err := fstatatName(dfd, e.cname, &st); err == nil {
+		s.postOpAttr(w, &st)
 	} else {
-		entry.Bool(false)
+		w.Bool(false)
 	}
-	if eh, err := s.table.At(dfd, e.name); err == nil {
-		entry.Bool(true)
-		entry.Opaque(eh)
+	w.Bool(true)
+	lenAt := len(w.B)
+	w.Uint32(0) // handle length, patched below
+	if b, err := s.table.AppendAt(w.B, dfd, e.cname); err == nil {
+		w.B = b
+		binary.BigEndian.PutUint32(w.B[lenAt:], uint32(len(w.B)-lenAt-4))
 	} else {
-		entry.Bool(false)
+		w.B = w.B[:lenAt-4]
+		w.Bool(false)
 	}
-	return entry, dsize
+	return dsize
+}
+
+// fstatatName is fstatat(dfd, name, AT_SYMLINK_NOFOLLOW) on a NUL-terminated
+// name, without copying it.
+func fstatatName(dfd int, cname []byte, st *unix.Stat_t) error {
+	_, _, e := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(dfd), uintptr(unsafe.Pointer(&cname[0])),
+		uintptr(unsafe.Pointer(st)), unix.AT_SYMLINK_NOFOLLOW, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }

@@ -21,6 +21,7 @@ type Server struct {
 	opts    Options
 	ids     idMap
 	table   *nfshandle.Table
+	rootH   []byte // the root's handle (Table.Root copies it each time)
 	fsid    uint64
 	verf    [8]byte // write verifier: changes every time a server starts
 	calls   callStats
@@ -65,6 +66,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.fsid = s.table.FSID()
+	s.rootH = s.table.Root()
 	s.fds = newFdCache(s.table, opts.ReadOnly, 256)
 	cfg := rpcfront.Config{
 		MaxRecord:   maxRecord,

@@ -59,6 +59,9 @@ func readFragments(r io.Reader, max int, room func(n int) error) ([]byte, error)
 			return nil, err
 		}
 		start := len(rec)
+		if rec == nil {
+			rec = GetBuffer(n)
+		}
 		rec = slices.Grow(rec, n)[:start+n]
 		if _, err := io.ReadFull(r, rec[start:]); err != nil {
 			if err == io.EOF {

@@ -16,6 +16,10 @@ import (
 
 // Dispatcher answers one call. It returns the reply message (without record
 // mark), or nil to send nothing. It may run concurrently with other calls.
+// The reply belongs to the server once returned (it is recycled after it is
+// sent: never return a shared slice), and Dispatch must not keep c.Args or
+// anything aliasing it after it returns (the record is recycled too).
+// GetBuffer gives reply buffers that are recycled.
 type Dispatcher interface {
 	Dispatch(ctx context.Context, c *Call) []byte
 }
@@ -314,6 +318,8 @@ func (cn *conn) start(rec []byte) bool {
 		if reply != nil && cn.w.send(reply) != nil {
 			cn.c.Close()
 		}
+		PutBuffer(reply)
+		PutBuffer(rec)
 	}()
 	return true
 }
