@@ -1,6 +1,7 @@
 package nfsserver
 
 import (
+	"github.com/luksmount/luksmount/guest/nfshandle"
 	"github.com/luksmount/luksmount/guest/rpcfront"
 	"github.com/luksmount/luksmount/guest/xdr"
 	"golang.org/x/sys/unix"
@@ -18,13 +19,26 @@ func (s *Server) lookup(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 	if r.Err() != nil {
 		return
 	}
-	dfd, dst, err := s.openDirPath(dh)
+	dof, err := s.paths.get(dh)
+	var dst *unix.Stat_t
+	if err == nil {
+		defer s.paths.put(dof)
+		dst, err = fstat(dof.fd)
+	}
+	switch {
+	case err != nil:
+	case dst.Nlink == 0:
+		s.paths.forget(dof)
+		err = nfshandle.ErrStale
+	case dst.Mode&unix.S_IFMT != unix.S_IFDIR:
+		err = unix.ENOTDIR
+	}
 	if err != nil {
 		w.Uint32(status(err))
 		s.postOpAttr(w, nil)
 		return
 	}
-	defer unix.Close(dfd)
+	dfd := dof.fd
 	var fd int
 	switch {
 	case name == ".":
@@ -126,7 +140,7 @@ func (s *Server) unlink(r *xdr.Reader, w *xdr.Writer, flags int) {
 	// Close our cached fd first: unlinking an open inode makes ext4 put it
 	// on the orphan list and free it later, two more journaled updates.
 	if victim, err := s.table.At(dfd, name); err == nil {
-		s.fds.forgetHandle(victim)
+		s.forgetHandle(victim)
 	}
 	err = unix.Unlinkat(dfd, name, flags)
 	post, _ := fstat(dfd)
@@ -175,7 +189,7 @@ func (s *Server) rename(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 	}
 	if replaced, err := s.table.At(toFd, toName); err == nil {
 		if moved, _ := s.table.At(fromFd, fromName); string(replaced) != string(moved) {
-			s.fds.forgetHandle(replaced) // as in unlink: no orphan inode
+			s.forgetHandle(replaced) // as in unlink: no orphan inode
 		}
 	}
 	err = unix.Renameat(fromFd, fromName, toFd, toName)

@@ -156,14 +156,27 @@ func (s *Server) run(f procFunc, c *rpcfront.Call) []byte {
 
 func fh(r *xdr.Reader) []byte { return r.Opaque(nfshandle.MaxSize) }
 
-// stat of a handle, without following a symlink.
+// stat of a handle, without following a symlink, through the cached O_PATH
+// fd: one fstat. An inode unlinked since is STALE, as Open would say.
 func (s *Server) statHandle(h []byte) (*unix.Stat_t, error) {
-	fd, _, err := s.table.Open(h, unix.O_PATH)
+	of, err := s.paths.get(h)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(fd)
-	return fstat(fd)
+	defer s.paths.put(of)
+	st, err := fstat(of.fd)
+	if err == nil && st.Nlink == 0 {
+		s.paths.forget(of)
+		return nil, nfshandle.ErrStale
+	}
+	return st, err
+}
+
+// forgetHandle drops the cached fds of a handle whose name was just removed
+// or replaced, so they do not keep the inode (and its blocks) alive.
+func (s *Server) forgetHandle(h []byte) {
+	s.fds.forgetHandle(h)
+	s.paths.forgetHandle(h)
 }
 
 func fstat(fd int) (*unix.Stat_t, error) {

@@ -13,7 +13,7 @@ import (
 
 // mountExt4 mounts a fresh small ext4 image at a temporary directory and
 // returns it: the shape of a real export (the root of a filesystem).
-func mountExt4(t *testing.T) string {
+func mountExt4(t testing.TB) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root (mount)")

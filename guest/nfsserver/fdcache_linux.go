@@ -8,12 +8,14 @@ import (
 )
 
 // fdCache keeps a few open files keyed by handle so READ and WRITE do not
-// open and close per call. Entries are reference counted; an entry is only
+// open and close per call (and, with paths set, O_PATH fds so GETATTR,
+// ACCESS and LOOKUP's directory do not open_by_handle_at per call). Entries are reference counted; an entry is only
 // closed when unused. Dirty data survives eviction in the page cache and is
 // flushed by COMMIT (fsync on any fd of the inode) or by Close (syncfs).
 type fdCache struct {
 	t        *nfshandle.Table
 	readOnly bool
+	paths    bool // O_PATH fds of any type, not read-write regular files
 	max      int
 
 	mu   sync.Mutex
@@ -47,15 +49,23 @@ func (c *fdCache) get(h []byte) (*openFile, error) {
 	c.mu.Unlock()
 
 	flags := unix.O_RDWR
-	if c.readOnly {
+	switch {
+	case c.paths:
+		flags = unix.O_PATH
+	case c.readOnly:
 		flags = unix.O_RDONLY
 	}
-	fd, _, err := c.t.Open(h, flags)
-	if err == unix.EROFS || err == unix.ETXTBSY || err == unix.EACCES {
-		fd, _, err = c.t.Open(h, unix.O_RDONLY)
+	fd, rel, err := c.t.Open(h, flags)
+	if !c.paths && (err == unix.EROFS || err == unix.ETXTBSY || err == unix.EACCES) {
+		fd, rel, err = c.t.Open(h, unix.O_RDONLY)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if c.paths && rel != "" {
+		// The export is not a whole filesystem: Open checked that the
+		// file is inside it, which a cached fd would stop re-checking.
+		return &openFile{fd: fd, refs: 1, gone: true}, nil
 	}
 	key := string(h)
 	c.mu.Lock()
@@ -73,11 +83,17 @@ func (c *fdCache) get(h []byte) (*openFile, error) {
 	return of, nil
 }
 
+// evictLocked drops the least recently used of a few entries (map order is
+// random): close to LRU, without scanning the whole cache on every miss.
 func (c *fdCache) evictLocked() {
 	var victim *openFile
+	seen := 0
 	for _, of := range c.m {
 		if victim == nil || of.used < victim.used {
 			victim = of
+		}
+		if seen++; seen == 8 {
+			break
 		}
 	}
 	if victim != nil {

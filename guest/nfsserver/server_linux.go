@@ -26,6 +26,7 @@ type Server struct {
 	verf    [8]byte // write verifier: changes every time a server starts
 	calls   callStats
 	fds     *fdCache
+	paths   *fdCache // O_PATH fds by handle
 	rpc     *rpcfront.Server
 	started time.Time
 
@@ -68,6 +69,8 @@ func New(opts Options) (*Server, error) {
 	s.fsid = s.table.FSID()
 	s.rootH = s.table.Root()
 	s.fds = newFdCache(s.table, opts.ReadOnly, 256)
+	s.paths = newFdCache(s.table, opts.ReadOnly, 1024)
+	s.paths.paths = true
 	cfg := rpcfront.Config{
 		MaxRecord:   maxRecord,
 		MaxInFlight: 32,
@@ -99,6 +102,7 @@ func (s *Server) Close() error {
 		s.rpc.Close()
 		err = s.Sync()
 		s.fds.closeAll()
+		s.paths.closeAll()
 		s.table.Close()
 		s.opts.logf("nfs server stopped; data flushed in %v", time.Since(start).Round(time.Millisecond))
 		if sum := s.calls.String(); sum != "" {
