@@ -232,13 +232,18 @@ func addModules(t *Tree, kdir, kver string, names []string, ondemand map[string]
 	}
 	var list strings.Builder
 	atBoot := map[string]bool{}
+	// "path: deps": the agent loads modules in parallel, each once what it needs is in.
 	for _, m := range plan.Load {
 		p, err := add(m)
 		if err != nil {
 			return kmod.Plan{}, 0, err
 		}
 		atBoot[m] = true
-		list.WriteString(p + "\n")
+		list.WriteString(p + ":")
+		for _, d := range ix.DependsOn(m) {
+			list.WriteString(" " + path.Join("/lib/modules", kver, d))
+		}
+		list.WriteString("\n")
 	}
 	if err := t.File("/etc/luksmount/modules", []byte(list.String()), 0o644); err != nil {
 		return kmod.Plan{}, 0, err

@@ -155,11 +155,14 @@ func TestBuildFixture(t *testing.T) {
 		}
 		got[rec.Name] = rec
 	}
-	wantMods := "/lib/modules/" + kver + "/kernel/drivers/virtio/virtio_ring.ko\n/lib/modules/" + kver + "/kernel/drivers/virtio/virtio.ko\n/lib/modules/" + kver + "/kernel/drivers/block/virtio_blk.ko\n"
+	// Each module after its dependencies, which its line names (the agent loads in parallel).
+	km := "/lib/modules/" + kver + "/kernel/drivers/"
+	wantMods := km + "virtio/virtio_ring.ko:\n" + km + "virtio/virtio.ko: " + km + "virtio/virtio_ring.ko\n" +
+		km + "block/virtio_blk.ko: " + km + "virtio/virtio.ko " + km + "virtio/virtio_ring.ko\n"
 	if m := string(got["etc/luksmount/modules"].Data); m != wantMods {
 		t.Errorf("/etc/luksmount/modules =\n%s\nwant\n%s", m, wantMods)
 	}
-	for _, m := range strings.Fields(wantMods) {
+	for _, m := range []string{km + "virtio/virtio_ring.ko", km + "virtio/virtio.ko", km + "block/virtio_blk.ko"} {
 		if _, ok := got[strings.TrimPrefix(m, "/")]; !ok {
 			t.Errorf("module %s listed but not in the image", m)
 		}

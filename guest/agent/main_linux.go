@@ -65,8 +65,9 @@ func Main() error {
 	reaper.Start(ctx)
 
 	start = tl.Now()
-	loadModules(tl)
-	tl.Step("modules", start, "kernel modules loaded")
+	later := loadBootModules(tl)
+	tl.Step("modules", start, "kernel modules for the virtio devices loaded")
+	modsReady := loadLaterModules(tl, later)
 
 	start = tl.Now()
 	if err := netconf.Loopback(); err != nil {
@@ -85,6 +86,7 @@ func Main() error {
 	}
 	deps := linuxDeps(exe)
 	deps.Features = onDemandModules(tl).Need
+	deps = afterModules(deps, modsReady)
 	a := New(deps, tl)
 	sessions := NewSessions()
 
@@ -95,15 +97,18 @@ func Main() error {
 		s := <-sig
 		a.ShutdownAndPowerOff("received "+s.String(), true)
 	}()
-	if n := initsys.WatchPowerButton(func() { a.ShutdownAndPowerOff("power button pressed", true) }); n == 0 {
-		tl.Logf("debug", "no input devices: the power button is not watched")
-	}
+	go func() { // the button and vsock drivers are later modules
+		<-modsReady
+		if n := initsys.WatchPowerButton(func() { a.ShutdownAndPowerOff("power button pressed", true) }); n == 0 {
+			tl.Logf("debug", "no input devices: the power button is not watched")
+		}
+		serveVsock(ctx, a, sessions, tl)
+	}()
 	if !cmdline.Has("luksmount.watchdog") || cmdline.Flag("luksmount.watchdog") {
 		go a.Watchdog(ctx, sessions, WatchdogTimeout)
 	}
 
 	go a.WatchFaults(ctx, LinuxFaultSource(ctx))
-	go serveVsock(ctx, a, sessions, tl)
 	servePort(ctx, a, sessions, tl)
 	return errors.New("control channel loop ended")
 }
@@ -111,35 +116,6 @@ func Main() error {
 func readCmdline() initsys.Cmdline {
 	b, _ := os.ReadFile("/proc/cmdline")
 	return initsys.ParseCmdline(string(b))
-}
-
-func loadModules(tl *timeline.Recorder) {
-	f, err := os.Open(initsys.ModulesFile)
-	if err != nil {
-		tl.Logf("warn", "no modules list: %v", err)
-		return
-	}
-	paths, err := initsys.ParseModules(f)
-	f.Close()
-	if err != nil {
-		tl.Logf("error", "%v", err)
-		return
-	}
-	var loaded, present, skipped int
-	for _, r := range initsys.LoadModules(paths) {
-		switch {
-		case r.Loaded:
-			loaded++
-		case r.Present:
-			present++
-		case r.Skipped != nil:
-			skipped++
-			tl.Logf("debug", "%v", r.Skipped)
-		default:
-			tl.Logf("warn", "%v", r.Err)
-		}
-	}
-	tl.Logf("debug", "modules: %d loaded, %d already present, %d skipped (no device)", loaded, present, skipped)
 }
 
 // servePort serves the virtio-serial port forever: wait for a host, serve it, wait again.

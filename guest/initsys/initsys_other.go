@@ -42,3 +42,12 @@ func Sync() {}
 
 // PowerOff is Linux-only.
 func PowerOff() error { return ErrUnsupported }
+
+// LoadModulesParallel is Linux-only.
+func LoadModulesParallel(mods []Module) []ModuleResult {
+	out := make([]ModuleResult, len(mods))
+	for i, m := range mods {
+		out[i] = ModuleResult{Path: m.Path, Err: ErrUnsupported}
+	}
+	return out
+}

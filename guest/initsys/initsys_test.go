@@ -2,7 +2,9 @@ package initsys
 
 import (
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestParseModules(t *testing.T) {
@@ -41,5 +43,81 @@ func TestPowerOffMode(t *testing.T) {
 		if got := PowerOffMode(tc.arch, tc.acpi); got != tc.want {
 			t.Errorf("PowerOffMode(%s, acpi=%v) = %s; want %s", tc.arch, tc.acpi, got, tc.want)
 		}
+	}
+}
+
+// A modules line names what it needs; the early set takes its dependencies along and both sets
+// keep the load order.
+func TestParseModuleDepsAndSplit(t *testing.T) {
+	in := "/k/virtio_ring.ko:\n/k/virtio.ko: /k/virtio_ring.ko\n/k/dm-mod.ko\n/k/virtio_blk.ko: /k/virtio.ko /k/virtio_ring.ko\n/k/dm-crypt.ko: /k/dm-mod.ko\n"
+	mods, err := ParseModuleDeps(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mods) != 5 || mods[3].Path != "/k/virtio_blk.ko" || len(mods[3].Deps) != 2 || len(mods[2].Deps) != 0 {
+		t.Fatalf("ParseModuleDeps = %+v", mods)
+	}
+	if p, _ := ParseModules(strings.NewReader(in)); len(p) != 5 || p[4] != "/k/dm-crypt.ko" {
+		t.Fatalf("ParseModules = %q", p)
+	}
+	first, rest := SplitModules(mods, func(p string) bool { return p == "/k/virtio_blk.ko" })
+	var f, r []string
+	for _, m := range first {
+		f = append(f, m.Path)
+	}
+	for _, m := range rest {
+		r = append(r, m.Path)
+	}
+	if strings.Join(f, " ") != "/k/virtio_ring.ko /k/virtio.ko /k/virtio_blk.ko" || strings.Join(r, " ") != "/k/dm-mod.ko /k/dm-crypt.ko" {
+		t.Fatalf("SplitModules: first %q, rest %q", f, r)
+	}
+	if _, err := ParseModuleDeps(strings.NewReader("/k/a.ko: b.ko\n")); err == nil {
+		t.Fatal("a relative dependency path was accepted")
+	}
+}
+
+// Every module is loaded once, never before what it depends on, and independent ones overlap.
+func TestLoadParallelOrder(t *testing.T) {
+	mods := []Module{
+		{Path: "/a"}, {Path: "/b", Deps: []string{"/a"}}, {Path: "/c"}, {Path: "/d", Deps: []string{"/b", "/a", "/builtin"}},
+	}
+	var mu sync.Mutex
+	loaded := map[string]bool{}
+	inFlight, most := 0, 0
+	gate := make(chan struct{})
+	go func() { time.Sleep(50 * time.Millisecond); close(gate) }()
+	rs := loadParallel(mods, func(p string) ModuleResult {
+		mu.Lock()
+		for _, m := range mods {
+			if m.Path == p {
+				for _, d := range m.Deps {
+					if d != "/builtin" && !loaded[d] {
+						t.Errorf("%s loaded before its dependency %s", p, d)
+					}
+				}
+			}
+		}
+		if loaded[p] {
+			t.Errorf("%s loaded twice", p)
+		}
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		if p == "/a" || p == "/c" {
+			<-gate // a and c are independent: both must be in flight together
+		}
+		mu.Lock()
+		inFlight--
+		loaded[p] = true
+		mu.Unlock()
+		return ModuleResult{Path: p, Loaded: true}
+	})
+	for i, r := range rs {
+		if r.Path != mods[i].Path || !r.Loaded {
+			t.Errorf("result %d = %+v", i, r)
+		}
+	}
+	if most < 2 {
+		t.Error("independent modules did not load in parallel")
 	}
 }

@@ -91,6 +91,10 @@ func Load(dir string) (*Index, error) {
 	return Parse(dep, builtin)
 }
 
+// DependsOn lists every module mod needs loaded first (the transitive
+// closure modules.dep gives), as paths relative to /lib/modules/<kver>.
+func (ix *Index) DependsOn(mod string) []string { return append([]string(nil), ix.deps[mod]...) }
+
 // Plan is the result of Resolve.
 type Plan struct {
 	Load    []string // module paths relative to /lib/modules/<kver>, dependencies first

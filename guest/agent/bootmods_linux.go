@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/luksmount/luksmount/guest/command"
+	"github.com/luksmount/luksmount/guest/fsops"
+	"github.com/luksmount/luksmount/guest/initsys"
+	"github.com/luksmount/luksmount/guest/timeline"
+)
+
+// Boot modules load in two sets. The virtio devices come first: the agent needs them to reach the
+// host (console, network, control port, disks, entropy). Everything else (device mapper, crypto,
+// loop, vsock, the power button, virtio-mmio) loads in the background while the host connects and
+// asks for the passphrase, and whatever needs it (commands, mounts, on-demand modules) waits.
+
+// earlyModule reports whether a boot module is a virtio device driver needed before Hello.
+// virtio-mmio waits: our machines put every device on PCI, and on arm64 virt it would probe 32
+// empty transports first.
+func earlyModule(path string) bool {
+	n := strings.ReplaceAll(strings.TrimSuffix(filepath.Base(path), ".ko"), "-", "_")
+	return strings.HasPrefix(n, "virtio") && n != "virtio_mmio"
+}
+
+// loadBootModules loads the early set (the "modules" step) and returns the rest.
+func loadBootModules(tl *timeline.Recorder) []initsys.Module {
+	f, err := os.Open(initsys.ModulesFile)
+	if err != nil {
+		tl.Logf("warn", "no modules list: %v", err)
+		return nil
+	}
+	mods, err := initsys.ParseModuleDeps(f)
+	f.Close()
+	if err != nil {
+		tl.Logf("error", "%v", err)
+		return nil
+	}
+	first, rest := initsys.SplitModules(mods, earlyModule)
+	reportModules(tl, "early", initsys.LoadModulesParallel(first))
+	return rest
+}
+
+// loadLaterModules loads mods in the background; the channel closes when they are in.
+func loadLaterModules(tl *timeline.Recorder, mods []initsys.Module) <-chan struct{} {
+	ready := make(chan struct{})
+	go func() {
+		defer close(ready)
+		start := tl.Now()
+		reportModules(tl, "later", initsys.LoadModulesParallel(mods))
+		tl.Step("modules-later", start, "%d more kernel modules loaded in the background", len(mods))
+	}()
+	return ready
+}
+
+func reportModules(tl *timeline.Recorder, set string, rs []initsys.ModuleResult) {
+	var loaded, present, skipped int
+	for _, r := range rs {
+		switch {
+		case r.Loaded:
+			loaded++
+		case r.Present:
+			present++
+		case r.Skipped != nil:
+			skipped++
+			tl.Logf("debug", "%v", r.Skipped)
+		default:
+			tl.Logf("warn", "%v", r.Err)
+		}
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Took > rs[j].Took })
+	var slow []string
+	for _, r := range rs[:min(len(rs), 4)] {
+		slow = append(slow, fmt.Sprintf("%s %v", strings.TrimSuffix(filepath.Base(r.Path), ".ko"), r.Took.Round(time.Millisecond)))
+	}
+	tl.Logf("debug", "modules (%s): %d loaded, %d already present, %d skipped (no device); slowest: %s",
+		set, loaded, present, skipped, strings.Join(slow, ", "))
+}
+
+// afterModules makes the steps that may need a later module wait for them.
+func afterModules(d Deps, ready <-chan struct{}) Deps {
+	run, mount, features := d.Run, d.Mount, d.Features
+	d.Run = waitRunner{run, ready}
+	if mount != nil {
+		d.Mount = func(dev, target, fstype string, opts fsops.Options) error {
+			<-ready
+			return mount(dev, target, fstype, opts)
+		}
+	}
+	if features != nil {
+		d.Features = func(names ...string) (int, error) {
+			<-ready
+			return features(names...)
+		}
+	}
+	return d
+}
+
+type waitRunner struct {
+	command.Runner
+	ready <-chan struct{}
+}
+
+func (w waitRunner) Run(ctx context.Context, c command.Cmd) (command.Result, error) {
+	select {
+	case <-w.ready:
+	case <-ctx.Done():
+		return command.Result{}, ctx.Err()
+	}
+	return w.Runner.Run(ctx, c)
+}
