@@ -17,6 +17,7 @@ type Sessions struct {
 	lastGone time.Time
 	born     time.Time // when watching began; zero = never-connected VMs are not timed out
 	now      func() time.Time
+	wake     chan struct{} // a host left: the watchdog recomputes its deadline
 }
 
 // NeverConnectedTimeout is how long a VM waits for its first host. The host connects as QEMU
@@ -64,6 +65,35 @@ func (s *Sessions) end() {
 	if s.active == 0 {
 		s.lastGone = s.clock()
 	}
+	select {
+	case s.wakeLocked() <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Sessions) wakeLocked() chan struct{} {
+	if s.wake == nil {
+		s.wake = make(chan struct{}, 1)
+	}
+	return s.wake
+}
+
+// untilOrphaned is how long until Orphaned(d) turns true if nothing changes: 0 if it is, -1 if
+// only a host leaving can make it (one is connected, or none is awaited).
+func (s *Sessions) untilOrphaned(d time.Duration) (time.Duration, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wake := s.wakeLocked()
+	var left time.Duration
+	switch {
+	case !s.had && s.born.IsZero(), s.had && s.active > 0:
+		return -1, wake
+	case !s.had:
+		left = NeverConnectedTimeout - s.clock().Sub(s.born)
+	default:
+		left = d - s.clock().Sub(s.lastGone)
+	}
+	return max(left, 0), wake
 }
 
 // Orphaned reports whether a host was connected and none has been for at least d, or none ever
@@ -78,18 +108,30 @@ func (s *Sessions) Orphaned(d time.Duration) bool {
 }
 
 // Watchdog shuts the VM down cleanly once the host has been gone for d. It returns when ctx ends
-// or after the shutdown was attempted.
+// or after the shutdown was attempted. It sleeps until the deadline or a host leaving, never on a
+// periodic tick: an idle guest should not wake.
 func (a *Agent) Watchdog(ctx context.Context, s *Sessions, d time.Duration) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
 	for {
+		left, wake := s.untilOrphaned(d)
+		if left == 0 && s.Orphaned(d) {
+			a.ShutdownAndPowerOff("no host connected for "+d.String()+" (or since boot)", true)
+			return
+		}
+		var timer *time.Timer
+		var fired <-chan time.Time
+		if left >= 0 {
+			timer = time.NewTimer(left + 10*time.Millisecond)
+			fired = timer.C
+		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-t.C:
+		case <-wake:
+		case <-fired:
 		}
-		if s.Orphaned(d) {
-			a.ShutdownAndPowerOff("no host connected for "+d.String()+" (or since boot)", true)
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
 			return
 		}
 	}

@@ -94,36 +94,40 @@ type Reaper struct {
 	Guard sync.RWMutex
 }
 
-// Start reaps on every SIGCHLD and once a second until ctx ends.
+// Start reaps on every SIGCHLD until ctx ends. A SIGCHLD that arrives while a command runs is
+// retried a second later, so an idle guest has no timer to wake it.
 func (r *Reaper) Start(ctx context.Context) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, unix.SIGCHLD)
 	go func() {
 		defer signal.Stop(ch)
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
+		var retry <-chan time.Time
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-ch:
-			case <-tick.C:
+			case <-retry:
 			}
-			r.reap()
+			retry = nil
+			if !r.reap() {
+				retry = time.After(time.Second)
+			}
 		}
 	}()
 }
 
-func (r *Reaper) reap() {
+// reap collects every exited orphan; false if a command was running, so it must try again.
+func (r *Reaper) reap() bool {
 	if !r.Guard.TryLock() {
-		return // a command is running; the ticker retries
+		return false
 	}
 	defer r.Guard.Unlock()
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
 		if pid <= 0 || err != nil {
-			return
+			return true
 		}
 	}
 }
