@@ -15,6 +15,15 @@ func (t *Table) AppendAt(dst []byte, dirfd int, cname []byte) ([]byte, error) {
 	if len(cname) < 2 || cname[len(cname)-1] != 0 {
 		return nil, unix.EINVAL
 	}
+	if len(t.rootH) < 3 || t.rootH[2] != version {
+		// The table does not use kernel handles on this filesystem (the root's handle is of
+		// another kind): At knows what it does.
+		h, err := t.At(dirfd, string(cname[:len(cname)-1]))
+		if err != nil {
+			return nil, err
+		}
+		return append(dst, h...), nil
+	}
 	var kh struct {
 		bytes uint32
 		typ   int32
