@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -13,12 +14,14 @@ import (
 	"github.com/luksmount/luksmount/guest/fsops"
 	"github.com/luksmount/luksmount/guest/initsys"
 	"github.com/luksmount/luksmount/guest/timeline"
+	"golang.org/x/sys/unix"
 )
 
-// Boot modules load in two sets. The virtio devices come first: the agent needs them to reach the
-// host (console, network, control port, disks, entropy). Everything else (device mapper, crypto,
-// loop, vsock, the power button, virtio-mmio) loads in the background while the host connects and
-// asks for the passphrase, and whatever needs it (commands, mounts, on-demand modules) waits.
+// Boot modules load in two sets. The virtio devices come first, in parallel along their
+// dependencies: the agent needs them to reach the host (console, network, control port, disks,
+// entropy). Everything else (device mapper, crypto, loop, vsock, the power button, virtio-mmio)
+// loads in the background while the host connects and asks for the passphrase, and whatever
+// needs it (commands, mounts, on-demand modules) waits.
 
 // earlyModule reports whether a boot module is a virtio device driver needed before Hello.
 // virtio-mmio waits: our machines put every device on PCI, and on arm64 virt it would probe 32
@@ -46,17 +49,31 @@ func loadBootModules(tl *timeline.Recorder) []initsys.Module {
 	return rest
 }
 
-// loadLaterModules loads mods in the background; the channel closes when they are in.
+// loadLaterModules loads mods in the background, one at a time on a thread of low priority: the
+// boot's own steps (network, control port) go first instead of sharing the vCPU with a module
+// per goroutine. The channel closes when they are in.
 func loadLaterModules(tl *timeline.Recorder, mods []initsys.Module) <-chan struct{} {
 	ready := make(chan struct{})
 	go func() {
 		defer close(ready)
+		// This thread only (the goroutine keeps it, and it ends with the goroutine).
+		runtime.LockOSThread()
+		if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), laterNice); err != nil {
+			tl.Logf("debug", "modules: cannot lower the loader's priority: %v", err)
+		}
 		start := tl.Now()
-		reportModules(tl, "later", initsys.LoadModulesParallel(mods))
+		paths := make([]string, len(mods))
+		for i, m := range mods {
+			paths[i] = m.Path
+		}
+		reportModules(tl, "later", initsys.LoadModules(paths))
 		tl.Step("modules-later", start, "%d more kernel modules loaded in the background", len(mods))
 	}()
 	return ready
 }
+
+// laterNice is the background loader's nice value: about a tenth of the CPU against the boot.
+const laterNice = 10
 
 func reportModules(tl *timeline.Recorder, set string, rs []initsys.ModuleResult) {
 	var loaded, present, skipped int
