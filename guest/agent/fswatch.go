@@ -96,8 +96,12 @@ func (a *Agent) WatchFaults(ctx context.Context, src FaultSource) {
 		every = time.Second
 	}
 	rl := &rateLimit{every: 10 * time.Second}
-	tick := time.NewTicker(every)
+	// Free space is checked every `every` while it changes, and less often (up to 8x) while it
+	// does not, so an idle session does not wake the guest every second.
+	interval := every
+	tick := time.NewTimer(interval)
 	defer tick.Stop()
+	var lastFree uint64
 	full := false
 	kernel := src.Kernel
 	for {
@@ -126,9 +130,18 @@ func (a *Agent) WatchFaults(ctx context.Context, src FaultSource) {
 			a.mu.Unlock()
 			if mp == "" || src.Space == nil {
 				full = false
+				interval = 8 * every
+				tick.Reset(interval)
 				continue
 			}
 			free, total, err := src.Space(mp)
+			if free == lastFree {
+				interval = min(2*interval, 8*every)
+			} else {
+				interval = every
+			}
+			lastFree = free
+			tick.Reset(interval)
 			if err != nil || total == 0 {
 				continue
 			}

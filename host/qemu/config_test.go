@@ -30,10 +30,10 @@ func TestArgsTCGAMD64Full(t *testing.T) {
 	}
 	want := []string{
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-		"-M", "q35", "-accel", "tcg", "-cpu", "max",
+		"-M", "q35,i8042=off,sata=off,smbus=off,vmport=off,usb=off,graphics=off,smm=off", "-accel", "tcg", "-cpu", "max",
 		"-smp", "1", "-m", "512",
 		"-kernel", "/img/vmlinuz", "-initrd", "/img/initramfs.cpio.gz",
-		"-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests no_timer_check luksmount.debug=1",
+		"-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests nowatchdog no_timer_check tsc=reliable luksmount.debug=1",
 		"-chardev", "file,id=console,path=/run/lm/console.log", "-serial", "chardev:console",
 		"-blockdev", "driver=file,node-name=disk0-file,filename=/tmp/disk.img,read-only=off,cache.direct=off,cache.no-flush=off",
 		"-blockdev", "driver=raw,node-name=disk0,file=disk0-file,read-only=off",
@@ -71,13 +71,13 @@ func TestArgsShapes(t *testing.T) {
 			want:   [][]string{{"-M", "virt,accel=hvf", "-cpu", "host"}},
 			// macOS has no O_DIRECT and no vsock; nothing may ask for them.
 			wantNot:  []string{"cache.direct=on", "vsock", "-accel"},
-			cmdlineH: "console=ttyAMA0 panic=-1 quiet cryptomgr.notests",
+			cmdlineH: "console=ttyAMA0 panic=-1 quiet cryptomgr.notests nowatchdog",
 		},
 		{
 			name:     "hvf amd64",
 			cfg:      func() Config { return base(ArchAMD64, AccelHVF, "darwin") },
 			binary:   "qemu-system-x86_64",
-			want:     [][]string{{"-M", "q35", "-accel", "hvf", "-cpu", "host"}},
+			want:     [][]string{{"-M", q35, "-accel", "hvf", "-cpu", "host"}},
 			wantNot:  []string{"cache.direct=on"},
 			cmdlineH: "console=ttyS0 ",
 		},
@@ -85,7 +85,7 @@ func TestArgsShapes(t *testing.T) {
 			name:     "kvm amd64",
 			cfg:      func() Config { return base(ArchAMD64, AccelKVM, "linux") },
 			binary:   "qemu-system-x86_64",
-			want:     [][]string{{"-M", "q35", "-accel", "kvm", "-cpu", "host"}},
+			want:     [][]string{{"-M", q35, "-accel", "kvm", "-cpu", "host"}},
 			cmdlineH: "console=ttyS0 ",
 		},
 		{
@@ -103,7 +103,7 @@ func TestArgsShapes(t *testing.T) {
 				return c
 			},
 			binary: "qemu-system-x86_64",
-			want:   [][]string{{"-M", "q35", "-accel", "tcg,thread=multi", "-cpu", "max"}, {"-smp", "2"}},
+			want:   [][]string{{"-M", q35, "-accel", "tcg,thread=multi", "-cpu", "max"}, {"-smp", "2"}},
 		},
 		{
 			name:    "tcg arm64",
@@ -189,7 +189,7 @@ func TestArgsShapes(t *testing.T) {
 				return c
 			},
 			wantNot:  []string{"-netdev", "virtio-net", "-mon", "-pidfile", "vsock"},
-			cmdlineH: "console=ttyS0 panic=-1 quiet cryptomgr.notests no_timer_check",
+			cmdlineH: "console=ttyS0 panic=-1 quiet cryptomgr.notests nowatchdog no_timer_check tsc=reliable",
 		},
 		{
 			name: "custom mac",
