@@ -351,7 +351,6 @@ func (c *Config) machineArgs(cpus int) []string {
 // port, USB, VGA, SMM): fewer devices for the firmware and the kernel to probe at boot.
 const q35 = "q35,i8042=off,sata=off,smbus=off,vmport=off,usb=off,graphics=off,smm=off"
 
-
 func tcgAccel(cpus int) string {
 	if cpus > 1 {
 		return "tcg,thread=multi"
