@@ -17,18 +17,46 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Boot modules load in two sets. The virtio devices come first, in parallel along their
-// dependencies: the agent needs them to reach the host (console, network, control port, disks,
-// entropy). Everything else (device mapper, crypto, loop, vsock, the power button, virtio-mmio)
+// Boot modules load in two sets. The virtio devices (and the power button) come first, in
+// parallel along their dependencies: the agent needs them to reach the host (console, network,
+// control port, disks, entropy). Everything else (device mapper, crypto, loop, virtio-mmio)
 // loads in the background while the host connects and asks for the passphrase, and whatever
 // needs it (commands, mounts, on-demand modules) waits.
 
-// earlyModule reports whether a boot module is a virtio device driver needed before Hello.
-// virtio-mmio waits: our machines put every device on PCI, and on arm64 virt it would probe 32
-// empty transports first.
-func earlyModule(path string) bool {
-	n := strings.ReplaceAll(strings.TrimSuffix(filepath.Base(path), ".ko"), "-", "_")
-	return strings.HasPrefix(n, "virtio") && n != "virtio_mmio"
+// earlyModule reports whether a boot module must be in before Hello: the virtio device drivers,
+// the power button's (a system_powerdown right after boot must not be lost), and vsock's when
+// the VM has a vsock device (the host may use it for control). virtio-mmio waits: our machines
+// put every device on PCI, and on arm64 virt it would probe 32 empty transports first.
+func earlyModule(vsock bool) func(path string) bool {
+	return func(path string) bool {
+		n := strings.ReplaceAll(strings.TrimSuffix(filepath.Base(path), ".ko"), "-", "_")
+		switch {
+		case n == "virtio_mmio":
+			return false
+		case strings.HasPrefix(n, "virtio"), n == "button", n == "evdev":
+			return true
+		case strings.HasPrefix(n, "vsock"), strings.HasPrefix(n, "vmw_vsock"):
+			return vsock
+		}
+		return false
+	}
+}
+
+// hasVsockDevice reports whether the VM has a virtio vsock device on PCI (vendor 0x1af4, device
+// 0x1053, or 0x1012 transitional).
+func hasVsockDevice() bool {
+	devs, _ := filepath.Glob("/sys/bus/pci/devices/*")
+	for _, d := range devs {
+		v, _ := os.ReadFile(filepath.Join(d, "vendor"))
+		id, _ := os.ReadFile(filepath.Join(d, "device"))
+		if strings.TrimSpace(string(v)) == "0x1af4" {
+			switch strings.TrimSpace(string(id)) {
+			case "0x1053", "0x1012":
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // loadBootModules loads the early set (the "modules" step) and returns the rest.
@@ -44,7 +72,7 @@ func loadBootModules(tl *timeline.Recorder) []initsys.Module {
 		tl.Logf("error", "%v", err)
 		return nil
 	}
-	first, rest := initsys.SplitModules(mods, earlyModule)
+	first, rest := initsys.SplitModules(mods, earlyModule(hasVsockDevice()))
 	reportModules(tl, "early", initsys.LoadModulesParallel(first))
 	return rest
 }

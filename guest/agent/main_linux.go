@@ -97,18 +97,15 @@ func Main() error {
 		s := <-sig
 		a.ShutdownAndPowerOff("received "+s.String(), true)
 	}()
-	go func() { // the button and vsock drivers are later modules
-		<-modsReady
-		if n := initsys.WatchPowerButton(func() { a.ShutdownAndPowerOff("power button pressed", true) }); n == 0 {
-			tl.Logf("debug", "no input devices: the power button is not watched")
-		}
-		serveVsock(ctx, a, sessions, tl)
-	}()
+	if n := initsys.WatchPowerButton(func() { a.ShutdownAndPowerOff("power button pressed", true) }); n == 0 {
+		tl.Logf("debug", "no input devices: the power button is not watched")
+	}
 	if !cmdline.Has("luksmount.watchdog") || cmdline.Flag("luksmount.watchdog") {
 		go a.Watchdog(ctx, sessions, WatchdogTimeout)
 	}
 
 	go a.WatchFaults(ctx, LinuxFaultSource(ctx))
+	go serveVsock(ctx, a, sessions, tl)
 	servePort(ctx, a, sessions, tl)
 	return errors.New("control channel loop ended")
 }
