@@ -129,6 +129,9 @@ func (s *Server) unlink(r *xdr.Reader, w *xdr.Writer, flags int) {
 		s.fds.forgetHandle(victim)
 	}
 	err = unix.Unlinkat(dfd, name, flags)
+	if err == nil {
+		s.table.Removed(dfd, name)
+	}
 	post, _ := fstat(dfd)
 	w.Uint32(status(err))
 	s.wcc(w, pre, post)
@@ -179,6 +182,9 @@ func (s *Server) rename(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 		}
 	}
 	err = unix.Renameat(fromFd, fromName, toFd, toName)
+	if err == nil {
+		s.table.Renamed(fromFd, fromName, toFd, toName)
+	}
 	fromPost, _ = fstat(fromFd)
 	toPost, _ = fstat(toFd)
 	reply(err)
@@ -291,6 +297,9 @@ func (s *Server) link(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 	defer unix.Close(dfd)
 	if err = checkName(name); err == nil && s.opts.ReadOnly {
 		err = unix.EROFS
+	}
+	if err == nil && s.table.UsesPaths() {
+		err = unix.EOPNOTSUPP // path handles name a file by its one path (nfshandle doc)
 	}
 	if err == nil {
 		err = unix.Linkat(fd, "", dfd, name, unix.AT_EMPTY_PATH)

@@ -132,7 +132,7 @@ pages:
 func (s *Server) direntry(dfd int, e dirent, plus bool) (entry *xdr.Writer, dsize int) {
 	entry = &xdr.Writer{B: make([]byte, 0, 64+len(e.name))}
 	entry.Bool(true)
-	entry.Uint64(e.ino)
+	entry.Uint64(s.table.FileIDAt(dfd, e.name, e.ino))
 	entry.String(e.name)
 	entry.Uint64(e.off)
 	dsize = len(entry.B)
