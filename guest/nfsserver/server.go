@@ -41,6 +41,9 @@ type Options struct {
 	Logf               func(format string, args ...any) // user-facing log lines (may be nil)
 	// OnUnmount is told when a client sends MOUNT UMNT/UMNTALL (may be nil).
 	OnUnmount func(client string)
+	// FixedAttrs: the filesystem keeps no modes or owners and would ignore a change silently
+	// (NTFS through ntfs-3g); SETATTR that changes them is NFS3ERR_PERM.
+	FixedAttrs bool
 }
 
 func (o *Options) logf(format string, args ...any) {
