@@ -480,7 +480,7 @@ func (a *Agent) serve(ctx context.Context, r *control.Request) (any, error) {
 	if port < 0 || port > 65535 {
 		return nil, control.Errorf(control.CodeInvalidArgument, "bad port %d", port)
 	}
-	opts := nfsserver.Options{Root: root, ReadOnly: ro, ClientUID: req.ClientUID, ClientGID: req.ClientGID, FixedAttrs: a.fstype == "ntfs",
+	opts := nfsserver.Options{Root: root, ReadOnly: ro, ClientUID: req.ClientUID, ClientGID: req.ClientGID, FixedAttrs: fixedAttrs(a.fstype), SyncDirs: ignoresDirsync(a.fstype),
 		Logf: func(format string, args ...any) { a.tl.Logf("info", "nfs: "+format, args...) }}
 	if err := parseOwner(req.Owner, &opts); err != nil {
 		return nil, err

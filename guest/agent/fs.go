@@ -190,3 +190,10 @@ func (a *Agent) mkfs(ctx context.Context, req control.FormatRequest, target stri
 	}
 	return fsops.MkfsAny(ctx, a.deps.Run, fs, target, req.Label)
 }
+
+// fixedAttrs: filesystems that keep no Unix modes or owners (nfsserver.Options.FixedAttrs).
+func fixedAttrs(fstype string) bool { return fstype == "vfat" || fstype == "exfat" || fstype == "ntfs" }
+
+// ignoresDirsync: filesystems on which MS_DIRSYNC does not make directory changes durable
+// (btrfs has no IS_DIRSYNC path; FUSE passes nothing on), so the server fsyncs the directory.
+func ignoresDirsync(fstype string) bool { return fstype == "btrfs" || fstype == "ntfs" }

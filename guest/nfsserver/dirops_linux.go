@@ -131,6 +131,7 @@ func (s *Server) unlink(r *xdr.Reader, w *xdr.Writer, flags int) {
 	err = unix.Unlinkat(dfd, name, flags)
 	if err == nil {
 		s.table.Removed(dfd, name)
+		s.syncDir(dfd)
 	}
 	post, _ := fstat(dfd)
 	w.Uint32(status(err))
@@ -184,6 +185,8 @@ func (s *Server) rename(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 	err = unix.Renameat(fromFd, fromName, toFd, toName)
 	if err == nil {
 		s.table.Renamed(fromFd, fromName, toFd, toName)
+		s.syncDir(toFd)
+		s.syncDir(fromFd)
 	}
 	fromPost, _ = fstat(fromFd)
 	toPost, _ = fstat(toFd)
@@ -302,7 +305,9 @@ func (s *Server) link(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 		err = unix.EOPNOTSUPP // path handles name a file by its one path (nfshandle doc)
 	}
 	if err == nil {
-		err = unix.Linkat(fd, "", dfd, name, unix.AT_EMPTY_PATH)
+		if err = unix.Linkat(fd, "", dfd, name, unix.AT_EMPTY_PATH); err == nil {
+			s.syncDir(dfd)
+		}
 	}
 	fst, _ = fstat(fd)
 	post, _ := fstat(dfd)

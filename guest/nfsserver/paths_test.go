@@ -3,23 +3,28 @@ package nfsserver
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/luksmount/luksmount/guest/nfshandle"
+	"github.com/luksmount/luksmount/guest/xdr"
 )
 
 const pathHandlesEnv = "LUKSMOUNT_TEST_PATH_HANDLES"
 
+// forceSyncDirs: the re-run also fsyncs every changed directory, as on btrfs and NTFS.
+var forceSyncDirs bool
+
 func TestMain(m *testing.M) {
 	if os.Getenv(pathHandlesEnv) == "1" {
-		nfshandle.ForcePaths = true
+		nfshandle.ForcePaths, forceSyncDirs = true, true
 	}
 	os.Exit(m.Run())
 }
 
 // TestSuiteWithPathHandles runs the server's tests again with the path handles FAT, exFAT and
-// NTFS (ntfs-3g) get, on the test's own filesystem.
+// NTFS (ntfs-3g) get, on the test's own filesystem, and with SyncDirs (btrfs, NTFS).
 func TestSuiteWithPathHandles(t *testing.T) {
 	if nfshandle.ForcePaths {
 		t.Skip("already running with path handles")
@@ -40,5 +45,38 @@ func TestSuiteWithPathHandles(t *testing.T) {
 			lines = lines[len(lines)-200:]
 		}
 		t.Fatalf("server tests with path handles failed: %v\n%s", err, strings.Join(lines, "\n"))
+	}
+}
+
+// With FixedAttrs (FAT, exFAT, NTFS) a SETATTR that would change the mode is PERM and changes
+// nothing; one that sets the mode already there succeeds (cp -p, Finder).
+func TestFixedAttrsRefuseModeChanges(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "f")
+	os.WriteFile(p, []byte("x"), 0o644)
+	os.Chmod(p, 0o644)
+	addr, _ := startOurs(t, Options{Root: root, OwnerFromRoot: true, FixedAttrs: true})
+	c := dial(t, addr)
+	_, fh, _ := c.lookup(c.mount(), "f")
+	setMode := func(mode uint32) uint32 {
+		st, _ := c.nfsCall(2, args(func(w *xdr.Writer) {
+			w.Opaque(fh)
+			w.Bool(true)
+			w.Uint32(mode)
+			for i := 0; i < 5; i++ {
+				w.Uint32(0) // uid, gid, size: not set; atime, mtime: don't change
+			}
+			w.Bool(false) // no guard
+		}))
+		return st
+	}
+	if st := setMode(0o600); st != nfsErrPerm {
+		t.Fatalf("SETATTR mode 0600 = %d; want NFS3ERR_PERM", st)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o644 {
+		t.Fatalf("mode changed to %o", fi.Mode().Perm())
+	}
+	if st := setMode(0o644); st != 0 {
+		t.Fatalf("SETATTR to the same mode = %d; want OK", st)
 	}
 }
