@@ -81,6 +81,7 @@ func TestFilesystemsKernelClient(t *testing.T) {
 				t.Fatalf("format: %v", err)
 			}
 			v.open(t, ctx, i, w.fsCase)
+			mounted, _ := cl.Status(ctx)
 			_, p, _ := net.SplitHostPort(v.NFSAddr())
 			port, _ := strconv.Atoi(p)
 			rep, err := clientvm.Run(ctx, clientvm.Config{
@@ -119,6 +120,11 @@ func TestFilesystemsKernelClient(t *testing.T) {
 			if errs := rep.Errors(); len(errs) > 0 || !rep.Done || rep.Failed > 0 || rep.Passed == 0 {
 				t.Logf("client console:\n%s", rep.Console)
 				t.Fatalf("workload on %s: %d passed, %d failed, finished=%v %s", w.name, rep.Passed, rep.Failed, rep.Done, strings.Join(errs, "; "))
+			}
+			// 9.7: what each filesystem costs in guest memory (MemAvailable, with its modules loaded).
+			if after, err := cl.Status(ctx); err == nil && mounted != nil {
+				t.Logf("%s memory: total %d MiB, available %d MiB mounted, %d MiB after the workload",
+					w.name, after.MemTotalKiB>>10, mounted.MemAvailableKiB>>10, after.MemAvailableKiB>>10)
 			}
 			if w.why != "" {
 				t.Logf("not run on %s, checked by refused-ops or not applicable: %s", w.name, w.why)
