@@ -18,8 +18,10 @@ func TestAgentShipsEveryFilesystem(t *testing.T) {
 			t.Errorf("%s is not in the agent image", bin)
 		}
 	}
-	if !slices.Contains(v.Binaries, "/bin/ntfs-3g") {
-		t.Error("ntfs-3g (the NTFS driver) is not in the agent image")
+	for _, b := range []string{"/bin/ntfs-3g", "/sbin/xfs_repair", "/bin/btrfs"} {
+		if !slices.Contains(v.Binaries, b) {
+			t.Errorf("%s (NTFS driver, or a checker `luksmount check` runs) is not in the agent image", b)
+		}
 	}
 	for k := range cryptoOnDemand {
 		if _, ok := v.OnDemand[k]; !ok {
