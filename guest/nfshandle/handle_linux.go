@@ -30,6 +30,8 @@ type Table struct {
 	// paths: the filesystem's own handles are unusable, so handles are ids the table gives
 	// paths (paths_linux.go); nil means kernel handles.
 	paths *pathIDs
+	// rootDev is the root's st_dev: a btrfs subvolume inside the tree has its own.
+	rootDev uint64
 }
 
 // Open prepares handles for the tree at root.
@@ -59,6 +61,10 @@ func Open(root string) (*Table, error) {
 	binary.BigEndian.PutUint32(t.fsid[0:], uint32(sfs.Fsid.Val[0]))
 	binary.BigEndian.PutUint32(t.fsid[4:], uint32(sfs.Fsid.Val[1]))
 	t.wholeFS = isFSRoot(fd, abs)
+	var rst unix.Stat_t
+	if unix.Fstat(fd, &rst) == nil {
+		t.rootDev = rst.Dev
+	}
 	if need, magic := needsPaths(fd); need || ForcePaths {
 		t.usePaths(abs, magic)
 	}

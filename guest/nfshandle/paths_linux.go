@@ -309,8 +309,16 @@ func (t *Table) UsesPaths() bool { return t.paths != nil }
 
 // FileID is the NFS fileid of st: its inode, or with path handles the file's id (FAT and exFAT
 // number inodes afresh each time one is read into the cache).
+//
+// With kernel handles, a file on another st_dev than the root (a btrfs subvolume: each numbers
+// its inodes from 256) gets its device mixed into the high bits, so a subvolume's root is not
+// taken for its parent's (find and rsync report a filesystem loop, Finder merges them). The
+// anonymous device numbers btrfs gives subvolumes last as long as the mount.
 func (t *Table) FileID(st *unix.Stat_t) uint64 {
 	if t.paths == nil {
+		if st.Dev != t.rootDev {
+			return st.Ino ^ uint64(unix.Minor(st.Dev))<<40 ^ uint64(unix.Major(st.Dev))<<56
+		}
 		return st.Ino
 	}
 	t.paths.mu.Lock()

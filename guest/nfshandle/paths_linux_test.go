@@ -166,3 +166,19 @@ func TestFileIDsAreIDs(t *testing.T) {
 		t.Fatal("the root's parent is not the root")
 	}
 }
+
+func TestSubvolumeFileIDsDoNotCollide(t *testing.T) {
+	tb, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.Close()
+	same := unix.Stat_t{Dev: tb.rootDev, Ino: 256}
+	sub := unix.Stat_t{Dev: unix.Mkdev(0, 45), Ino: 256}
+	if tb.FileID(&same) != 256 {
+		t.Fatalf("fileid on the root's device = %d; want the inode", tb.FileID(&same))
+	}
+	if tb.FileID(&sub) == 256 {
+		t.Fatal("a subvolume's root has its parent's fileid")
+	}
+}
