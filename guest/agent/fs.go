@@ -70,6 +70,13 @@ func (a *Agent) mountFS(ctx context.Context, dev string, in blkid.Info, reqOpts 
 	if in.Type == "ntfs" {
 		return a.mountNTFS(ctx, dev, opts)
 	}
+	if in.Type == "btrfs" {
+		more, err := a.btrfsDevices(ctx, dev, in, opts.Data)
+		if err != nil {
+			return opts, err
+		}
+		opts.Data = withOpts(opts.Data, more)
+	}
 	return opts, a.deps.Mount(dev, fsops.Mountpoint, in.Type, opts)
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/luksmount/luksmount/guest/command"
+	"github.com/luksmount/luksmount/guest/fsops"
 	"github.com/luksmount/luksmount/guest/initsys"
 	"github.com/luksmount/luksmount/pkg/control"
 )
@@ -107,5 +108,53 @@ func TestFATGetsMasksAndNTFSFixedAttrs(t *testing.T) {
 	}
 	if !f.nfsOpts.FixedAttrs {
 		t.Fatal("NTFS served without FixedAttrs: ntfs-3g would ignore chmod and chown silently")
+	}
+}
+
+// btrfsRunner: vda and vdb hold members of one btrfs (same UUID).
+type btrfsRunner struct{ *fakeSys }
+
+func (r *btrfsRunner) Run(ctx context.Context, c command.Cmd) (command.Result, error) {
+	if c.Name == "blkid" {
+		switch c.Args[len(c.Args)-1] {
+		case "/dev/vda", "/dev/vdb":
+			return command.Result{Stdout: "TYPE=btrfs\nUUID=same\n"}, nil
+		}
+	}
+	return r.fakeSys.Run(ctx, c)
+}
+
+func TestMultiDeviceBtrfs(t *testing.T) {
+	old := readBtrfsSuper
+	defer func() { readBtrfsSuper = old }()
+	for _, tc := range []struct {
+		devices uint64
+		opts    []string
+		want    string // mount data, or "" for an error
+	}{
+		{2, nil, "device=/dev/vda"},
+		{3, nil, ""},
+		{3, []string{"degraded", "ro"}, "degraded,device=/dev/vda"},
+	} {
+		readBtrfsSuper = func(string) (btrfsSuper, error) { return btrfsSuper{NumDevices: tc.devices}, nil }
+		a, f := newTestAgent(t)
+		a.deps.Run = &btrfsRunner{f}
+		var data string
+		a.deps.SplitOptions = fsops.SplitOptions
+		a.deps.Mount = func(dev, target, fstype string, o fsops.Options) error { data = o.Data; return nil }
+		_, err := client(t, a).Mount(context.Background(), control.MountRequest{Device: "/dev/vdb", Options: tc.opts})
+		if tc.want == "" {
+			wantCode(t, err, control.CodeNotFound, "missing btrfs member")
+			if !strings.Contains(err.Error(), "spans 3 drives but only 2 are attached") {
+				t.Fatalf("error %v does not say how many drives are missing", err)
+			}
+			continue
+		}
+		if err != nil || data != tc.want {
+			t.Fatalf("%d devices, opts %v: mount data %q, %v; want %q", tc.devices, tc.opts, data, err, tc.want)
+		}
+	}
+	if _, err := parseBtrfsSuper(make([]byte, 0x90)); err == nil {
+		t.Fatal("zeros parsed as a btrfs superblock")
 	}
 }
