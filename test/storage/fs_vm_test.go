@@ -43,7 +43,7 @@ var fsCases = []fsCase{
 	{name: "btrfs", fs: "btrfs", size: 256 << 20, luks: true, label: "BTR", wantType: "btrfs"},
 	{name: "xfs", fs: "xfs", size: 340 << 20, luks: true, label: "XFS", wantType: "xfs"},
 	{name: "exfat", fs: "exfat", size: 64 << 20, luks: true, label: "EXF", wantType: "exfat"},
-	{name: "fat12", fs: "vfat", size: 8 << 20, label: "F12", wantType: "vfat", fatBits: "FAT12"},
+	{name: "fat12", fs: "vfat", size: 4 << 20, label: "F12", wantType: "vfat", fatBits: "FAT12"},
 	{name: "fat16", fs: "vfat", size: 64 << 20, luks: true, label: "F16", wantType: "vfat", fatBits: "FAT16"},
 	{name: "fat32", fs: "vfat", size: 600 << 20, label: "F32", wantType: "vfat", fatBits: "FAT32"},
 	{name: "ntfs", fs: "ntfs", size: 64 << 20, label: "NTFS", wantType: "ntfs"},
@@ -51,8 +51,8 @@ var fsCases = []fsCase{
 
 // fsFiles is what each filesystem gets: several WRITEs' worth, an empty file, a non-ASCII
 // name every one of them can hold (directories, links and the rest: the kernel-client workload).
-func fsFiles() map[string][]byte {
-	big := make([]byte, 3<<20+12345)
+func fsFiles(diskSize int64) map[string][]byte {
+	big := make([]byte, min(3<<20+12345, diskSize/4+12345))
 	for i := range big {
 		big[i] = byte(i*7 + i>>9)
 	}
@@ -151,7 +151,6 @@ func TestFilesystemsWriteStopReadBack(t *testing.T) {
 	disks = append(disks, vmtest.NewDisk(t, 64<<20))
 	iso := len(disks) // a filesystem type the guest cannot mount (ISO 9660)
 	disks = append(disks, isoDisk(t))
-	files := fsFiles()
 
 	start := time.Now()
 	v := bootFS(t, disks)
@@ -167,6 +166,7 @@ func TestFilesystemsWriteStopReadBack(t *testing.T) {
 		if _, err := cl.Format(ctx, fr, []byte(fsPassphrase)); err != nil {
 			t.Fatalf("%s: format: %v", c.name, err)
 		}
+		files := fsFiles(c.size)
 		v.open(t, ctx, i, c)
 		// go-nfs-client: WRITE + COMMIT per file, then a RENAME.
 		w, err := selftest.DialNFS(v.NFSAddr(), "/")
@@ -215,6 +215,7 @@ func TestFilesystemsWriteStopReadBack(t *testing.T) {
 	for i, c := range fsCases {
 		t.Run(c.name, func(t *testing.T) {
 			t0 := time.Now()
+			files := fsFiles(c.size)
 			_, nfs := v.open(t, ctx, i, c, "noatime")
 			for name, want := range files {
 				got, err := nfs.Cat(ctx, name)
