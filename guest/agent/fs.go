@@ -94,7 +94,7 @@ const (
 // trailing dots) are refused (EINVAL) rather than created. No "permissions": files keep the
 // ACLs they inherit, so Windows can still open what the Mac wrote.
 func ntfsArgs(dev string, opts fsops.Options) []string {
-	o := []string{"norecover", "windows_names", "nodev", "nosuid"}
+	o := []string{"norecover", "windows_names"}
 	if opts.ReadOnly {
 		o = append(o, "ro")
 	}
