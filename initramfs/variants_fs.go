@@ -12,7 +12,7 @@ var fsOnDemand = map[string][]string{
 	"fs-ext2": {}, "fs-ext3": {}, "fs-ext4": {}, // built in
 	"fs-btrfs": {"btrfs"},
 	"fs-xfs":   {"xfs"},
-	"fs-vfat":  {"vfat", "nls_cp437", "nls_iso8859-1", "nls_utf8"},
+	"fs-vfat":  {"vfat", "nls_cp437", "nls_ascii", "nls_utf8"}, // codepage 437 and iocharset ascii: the kernel's FAT defaults
 	"fs-exfat": {"exfat", "nls_utf8"},
 	"fs-ntfs":  {"fuse"},
 }
