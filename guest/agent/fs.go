@@ -94,7 +94,8 @@ const (
 // trailing dots) are refused (EINVAL) rather than created. No "permissions": files keep the
 // ACLs they inherit, so Windows can still open what the Mac wrote.
 func ntfsArgs(dev string, opts fsops.Options) []string {
-	o := []string{"norecover", "windows_names"}
+	// fmask/dmask: files rw-r--r--, directories rwxr-xr-x, as on FAT (ntfs-3g shows 0777 otherwise).
+	o := []string{"norecover", "windows_names", "fmask=0133", "dmask=0022"}
 	if opts.ReadOnly {
 		o = append(o, "ro")
 	}

@@ -71,6 +71,9 @@ func (s *Server) create(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 		}
 	}
 	nh, _ := s.table.At(fd, "")
+	if how == createExclusive && created && s.opts.FixedAttrs && nh != nil {
+		s.fresh.add(nh)
+	}
 	e.done(nh, st)
 }
 

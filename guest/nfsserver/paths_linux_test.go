@@ -79,4 +79,20 @@ func TestFixedAttrsRefuseModeChanges(t *testing.T) {
 	if st := setMode(0o644); st != 0 {
 		t.Fatalf("SETATTR to the same mode = %d; want OK", st)
 	}
+	// mkstemp over NFS: EXCLUSIVE CREATE, then SETATTR of mode 0600: part of the create.
+	st, r := c.nfsCall(8, args(func(w *xdr.Writer) {
+		dirop(c.mount(), "tmp")(w)
+		w.Uint32(2) // EXCLUSIVE
+		w.Fixed([]byte("verf1234"))
+	}))
+	if st != 0 || !r.Bool() {
+		t.Fatalf("EXCLUSIVE CREATE = %d", st)
+	}
+	fh = append([]byte(nil), r.Opaque(64)...)
+	if st := setMode(0o600); st != 0 {
+		t.Fatalf("SETATTR completing an EXCLUSIVE CREATE = %d; want OK (the mode is dropped)", st)
+	}
+	if st := setMode(0o640); st != nfsErrPerm {
+		t.Fatalf("a later SETATTR mode 0640 = %d; want NFS3ERR_PERM", st)
+	}
 }

@@ -25,6 +25,7 @@ type Server struct {
 	verf    [8]byte // write verifier: changes every time a server starts
 	calls   callStats
 	fds     *fdCache
+	fresh   freshExclusive // FixedAttrs: EXCLUSIVE creates awaiting their SETATTR
 	rpc     *rpcfront.Server
 	started time.Time
 

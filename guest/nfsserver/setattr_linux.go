@@ -65,7 +65,7 @@ func readSattr(r *xdr.Reader) sattr {
 // following a symlink. h reopens the file for truncation.
 func (s *Server) apply(fd int, h []byte, a sattr) error {
 	proc := "/proc/self/fd/" + strconv.Itoa(fd)
-	if err := s.checkFixedAttrs(fd, a); err != nil {
+	if err := s.checkFixedAttrs(fd, h, &a); err != nil {
 		return err
 	}
 	if a.uid != nil || a.gid != nil {
