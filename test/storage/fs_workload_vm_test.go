@@ -87,7 +87,7 @@ func TestFilesystemsKernelClient(t *testing.T) {
 			rep, err := clientvm.Run(ctx, clientvm.Config{
 				Arch: "amd64", Kernel: kernel, Image: image, Dir: t.TempDir(), Memory: 512, Timeout: 15 * time.Minute,
 				Spec: clientvm.Spec{Port: port, Export: "/", MountOptions: "rsize=1048576,wsize=1048576",
-					Run: w.run, Refuses: w.refuses, Files: 300, FSXSeconds: 20, Seed: 1},
+					Run: w.run, Refuses: w.refuses, Files: 100, FSXSeconds: 10, Seed: 1},
 			})
 			if err != nil {
 				if rep != nil {
