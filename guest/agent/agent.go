@@ -389,7 +389,7 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 		return nil, err
 	}
 	start := a.tl.Now()
-	if err := a.deps.Mount(dev, fsops.Mountpoint, in.Type, opts); err != nil {
+	if opts, err = a.mountFS(ctx, dev, in, req.Options, opts); err != nil {
 		a.tl.Logf("warn", "mount failed: %v", err)
 		return nil, mountFailed(in, err)
 	}
@@ -403,7 +403,7 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 	}
 	a.state, a.mountpoint, a.fstype, a.label, a.uuid, a.readOnly = control.StateMounted, fsops.Mountpoint, in.Type, in.Label, in.UUID, opts.ReadOnly
 	a.mu.Unlock()
-	a.tl.Step("mount", start, "%s (%s%s) on %s%s", dev, in.Type, labelNote(in.Label), fsops.Mountpoint, roNote(opts.ReadOnly))
+	a.tl.Step("mount", start, "%s (%s%s) on %s%s%s", dev, in.Type, labelNote(in.Label), fsops.Mountpoint, roNote(opts.ReadOnly), fsNote(in.Type))
 	return control.MountReply{Mountpoint: fsops.Mountpoint, FSType: in.Type, Label: in.Label, UUID: in.UUID,
 		ReadOnly: opts.ReadOnly, RootUID: uid, RootGID: gid}, nil
 }
@@ -480,7 +480,7 @@ func (a *Agent) serve(ctx context.Context, r *control.Request) (any, error) {
 	if port < 0 || port > 65535 {
 		return nil, control.Errorf(control.CodeInvalidArgument, "bad port %d", port)
 	}
-	opts := nfsserver.Options{Root: root, ReadOnly: ro, ClientUID: req.ClientUID, ClientGID: req.ClientGID,
+	opts := nfsserver.Options{Root: root, ReadOnly: ro, ClientUID: req.ClientUID, ClientGID: req.ClientGID, FixedAttrs: fixedAttrs(a.fstype), SyncDirs: ignoresDirsync(a.fstype),
 		Logf: func(format string, args ...any) { a.tl.Logf("info", "nfs: "+format, args...) }}
 	if err := parseOwner(req.Owner, &opts); err != nil {
 		return nil, err

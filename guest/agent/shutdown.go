@@ -165,7 +165,7 @@ func (a *Agent) format(ctx context.Context, r *control.Request) (any, error) {
 			return nil, err // validate before touching the disk
 		}
 	}
-	if _, err := fsops.MkfsArgs("/dev/null", req.Label); err != nil {
+	if _, err := fsops.MkfsCmd(req.FS, "/dev/null", req.Label); err != nil {
 		return nil, err
 	}
 	a.opMu.Lock()
@@ -204,9 +204,7 @@ func (a *Agent) format(ctx context.Context, r *control.Request) (any, error) {
 			}
 		}()
 	}
-	p := a.startProgress("format", "creating ext4 on "+target)
-	err = fsops.Mkfs(ctx, p.runner(a.deps.Run, "mkfs.ext4", parseMkfs), target, req.Label)
-	p.stop()
+	err = a.mkfs(ctx, req, target)
 	if err != nil {
 		return nil, err
 	}
@@ -219,9 +217,9 @@ func (a *Agent) format(ctx context.Context, r *control.Request) (any, error) {
 			rep.LUKSUUID = in.UUID
 		}
 	}
-	what := "ext4"
+	what := fsName(req.FS)
 	if encrypted {
-		what = fmt.Sprintf("%s + ext4", req.Type)
+		what = fmt.Sprintf("%s + %s", req.Type, what)
 	}
 	a.tl.Step("format", start, "%s created on %s", what, dev)
 	return rep, nil

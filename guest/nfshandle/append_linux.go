@@ -15,7 +15,7 @@ func (t *Table) AppendAt(dst []byte, dirfd int, cname []byte) ([]byte, error) {
 	if len(cname) < 2 || cname[len(cname)-1] != 0 {
 		return nil, unix.EINVAL
 	}
-	if len(t.rootH) < 3 || t.rootH[2] != version {
+	if t.paths != nil || len(t.rootH) < 3 || t.rootH[2] != version {
 		// The table does not use kernel handles on this filesystem (the root's handle is of
 		// another kind): At knows what it does.
 		h, err := t.At(dirfd, string(cname[:len(cname)-1]))

@@ -27,6 +27,11 @@ type Table struct {
 	// wholeFS: the root is the root of its filesystem, so every inode a
 	// handle can name is inside the tree and Open need not check paths.
 	wholeFS bool
+	// paths: the filesystem's own handles are unusable, so handles are ids the table gives
+	// paths (paths_linux.go); nil means kernel handles.
+	paths *pathIDs
+	// rootDev is the root's st_dev: a btrfs subvolume inside the tree has its own.
+	rootDev uint64
 }
 
 // Open prepares handles for the tree at root.
@@ -56,6 +61,13 @@ func Open(root string) (*Table, error) {
 	binary.BigEndian.PutUint32(t.fsid[0:], uint32(sfs.Fsid.Val[0]))
 	binary.BigEndian.PutUint32(t.fsid[4:], uint32(sfs.Fsid.Val[1]))
 	t.wholeFS = isFSRoot(fd, abs)
+	var rst unix.Stat_t
+	if unix.Fstat(fd, &rst) == nil {
+		t.rootDev = rst.Dev
+	}
+	if need, magic := needsPaths(fd); need || ForcePaths {
+		t.usePaths(abs, magic)
+	}
 	if t.rootH, err = t.At(fd, ""); err != nil {
 		t.Close()
 		return nil, fmt.Errorf("cannot make file handles on %s (needs root and a filesystem that exports handles, such as ext4): %w", abs, err)
@@ -85,6 +97,12 @@ func (t *Table) FSID() uint64 { return binary.BigEndian.Uint64(t.fsid[:]) }
 // symlink; an empty name means dirfd itself. The caller must make sure
 // dirfd is inside the root and name is a single component.
 func (t *Table) At(dirfd int, name string) ([]byte, error) {
+	if t.paths != nil {
+		if name == "" && dirfd == t.rootFd {
+			return t.pathHandle(rootID), nil
+		}
+		return t.pathAt(dirfd, name)
+	}
 	flags := 0 // name_to_handle_at does not follow a final symlink unless asked (AT_SYMLINK_FOLLOW)
 	if name == "" {
 		flags |= unix.AT_EMPTY_PATH
@@ -133,6 +151,9 @@ func (t *Table) Open(h []byte, flags int) (fd int, rel string, err error) {
 }
 
 func (t *Table) open(h []byte, flags int, needRel bool) (fd int, rel string, err error) {
+	if t.paths != nil {
+		return t.pathOpen(h, flags)
+	}
 	kh, err := t.decode(h)
 	if err != nil {
 		return -1, "", err

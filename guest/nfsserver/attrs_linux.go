@@ -84,7 +84,7 @@ func (s *Server) putFattr(w *xdr.Writer, st *unix.Stat_t) {
 	w.Uint32(unix.Major(uint64(st.Rdev)))
 	w.Uint32(unix.Minor(uint64(st.Rdev)))
 	w.Uint64(s.fsid)
-	w.Uint64(st.Ino)
+	w.Uint64(s.table.FileID(st))
 	putTime(w, st.Atim)
 	putTime(w, st.Mtim)
 	putTime(w, st.Ctim)

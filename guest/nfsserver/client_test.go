@@ -275,6 +275,7 @@ func startOurs(t testing.TB, opts Options) (string, *Server) {
 	if opts.Logf == nil {
 		opts.Logf = t.Logf
 	}
+	opts.SyncDirs = opts.SyncDirs || forceSyncDirs
 	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,9 @@ func (s *Server) create(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 	}
 	if how != createExclusive {
 		a.uid, a.gid = nil, nil // ownership comes from the mapping, not the client
+		if s.opts.FixedAttrs {
+			a.mode = nil // FAT and NTFS give every new file the same mode: so does a local mount
+		}
 		// A new file is already empty and usually has the mode asked for:
 		// skip the syscalls (this is the hot path of creating many files).
 		if created && st != nil {
@@ -68,6 +71,9 @@ func (s *Server) create(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 		}
 	}
 	nh, _ := s.table.At(fd, "")
+	if how == createExclusive && created && s.opts.FixedAttrs && nh != nil {
+		s.fresh.add(nh)
+	}
 	e.done(nh, st)
 }
 

@@ -143,6 +143,10 @@ func (s *Server) unlink(r *xdr.Reader, w *xdr.Writer, flags int) {
 		s.forgetHandle(victim)
 	}
 	err = unix.Unlinkat(dfd, name, flags)
+	if err == nil {
+		s.table.Removed(dfd, name)
+		s.syncDir(dfd)
+	}
 	post, _ := fstat(dfd)
 	w.Uint32(status(err))
 	s.wcc(w, pre, post)
@@ -193,6 +197,11 @@ func (s *Server) rename(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 		}
 	}
 	err = unix.Renameat(fromFd, fromName, toFd, toName)
+	if err == nil {
+		s.table.Renamed(fromFd, fromName, toFd, toName)
+		s.syncDir(toFd)
+		s.syncDir(fromFd)
+	}
 	fromPost, _ = fstat(fromFd)
 	toPost, _ = fstat(toFd)
 	reply(err)
@@ -306,8 +315,13 @@ func (s *Server) link(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 	if err = checkName(name); err == nil && s.opts.ReadOnly {
 		err = unix.EROFS
 	}
+	if err == nil && s.table.UsesPaths() {
+		err = unix.EOPNOTSUPP // path handles name a file by its one path (nfshandle doc)
+	}
 	if err == nil {
-		err = unix.Linkat(fd, "", dfd, name, unix.AT_EMPTY_PATH)
+		if err = unix.Linkat(fd, "", dfd, name, unix.AT_EMPTY_PATH); err == nil {
+			s.syncDir(dfd)
+		}
 	}
 	fst, _ = fstat(fd)
 	post, _ := fstat(dfd)

@@ -31,6 +31,9 @@ func (s *Server) mkdir(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 		}
 		// Keep the setgid bit a directory inherits from a setgid parent.
 		mode |= st.Mode & unix.S_ISGID
+		if s.opts.FixedAttrs {
+			mode = st.Mode & 0o7777 // what the filesystem gives (FAT: its dmask)
+		}
 		if err := chmodFd(fd, mode); err != nil {
 			return err
 		}
@@ -107,6 +110,7 @@ func (e *newEntry) fail(err error) {
 // done writes the success reply (diropres3): the new object's handle and
 // attributes, and the parent's wcc_data.
 func (e *newEntry) done(nh []byte, st *unix.Stat_t) {
+	e.s.syncDir(e.dfd)
 	post, _ := fstat(e.dfd)
 	e.w.Uint32(nfsOK)
 	e.w.Bool(nh != nil)

@@ -139,7 +139,11 @@ pages:
 func (s *Server) appendEntry(w *xdr.Writer, dfd int, e dirent, plus bool) (dsize int) {
 	at := len(w.B)
 	w.Bool(true)
-	w.Uint64(e.ino)
+	id := e.ino
+	if s.table.UsesPaths() { // the conversion allocates: only where fileids come from the table
+		id = s.table.FileIDAt(dfd, string(e.name), e.ino)
+	}
+	w.Uint64(id)
 	w.Uint32(uint32(len(e.name)))
 	w.Fixed(e.name)
 	w.Uint64(e.off)

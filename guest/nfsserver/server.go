@@ -41,6 +41,13 @@ type Options struct {
 	Logf               func(format string, args ...any) // user-facing log lines (may be nil)
 	// OnUnmount is told when a client sends MOUNT UMNT/UMNTALL (may be nil).
 	OnUnmount func(client string)
+	// FixedAttrs: the filesystem keeps no modes or owners (FAT, exFAT, NTFS through ntfs-3g,
+	// which would ignore a change silently): SETATTR that changes them is NFS3ERR_PERM, and
+	// CREATE and MKDIR leave the mode the filesystem gives, as a local mount does.
+	FixedAttrs bool
+	// SyncDirs: the filesystem ignores dirsync (btrfs, NTFS on FUSE); each directory change is
+	// fsynced before the reply.
+	SyncDirs bool
 }
 
 func (o *Options) logf(format string, args ...any) {

@@ -26,7 +26,8 @@ type Server struct {
 	verf    [8]byte // write verifier: changes every time a server starts
 	calls   callStats
 	fds     *fdCache
-	paths   *fdCache // O_PATH fds by handle
+	paths   *fdCache       // O_PATH fds by handle
+	fresh   freshExclusive // FixedAttrs: EXCLUSIVE creates awaiting their SETATTR
 	rpc     *rpcfront.Server
 	started time.Time
 

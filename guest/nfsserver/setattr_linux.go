@@ -65,6 +65,9 @@ func readSattr(r *xdr.Reader) sattr {
 // following a symlink. h reopens the file for truncation.
 func (s *Server) apply(fd int, h []byte, a sattr) error {
 	proc := "/proc/self/fd/" + strconv.Itoa(fd)
+	if err := s.checkFixedAttrs(fd, h, &a); err != nil {
+		return err
+	}
 	if a.uid != nil || a.gid != nil {
 		uid, gid := -1, -1
 		cu, cg := uint32(0), uint32(0)

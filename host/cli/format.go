@@ -21,12 +21,13 @@ var errHasData = supervisor.ErrHasData
 func (e *env) formatCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:      "format",
-		Usage:     "create a new LUKS2 + ext4 drive or image (refuses a target that holds data)",
+		Usage:     "create a new LUKS2 + ext4 (or --fs) drive or image (refuses a target that holds data)",
 		ArgsUsage: "TARGET",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "size", Usage: "create an image file of this `SIZE` (e.g. 256M, 8G)"},
 			&ucli.StringFlag{Name: "label", Usage: "filesystem (and LUKS2) label"},
-			&ucli.StringFlag{Name: "type", Value: "luks2", Usage: "luks2, luks1 or none (plain ext4)"},
+			&ucli.StringFlag{Name: "type", Value: "luks2", Usage: "luks2, luks1 or none (no encryption)"},
+			fsFlag,
 			&ucli.IntFlag{Name: "pbkdf-memory", Usage: "argon2 memory cost in `KiB` (cryptsetup's meaning)"},
 			&ucli.IntFlag{Name: "iter-time", Usage: "key derivation time in `ms` (cryptsetup's meaning)"},
 			&ucli.IntFlag{Name: "pbkdf-force-iterations", Hidden: true},
@@ -41,8 +42,7 @@ func (e *env) formatCommand() *ucli.Command {
 	}
 }
 
-func formatOptions(c *ucli.Context) (supervisor.FormatOptions, error) {
-	var o supervisor.FormatOptions
+func formatOptions(c *ucli.Context) (o supervisor.FormatOptions, err error) {
 	if c.NArg() != 1 {
 		return o, usagef("format takes one TARGET: luksmount format [options] TARGET")
 	}
@@ -55,8 +55,8 @@ func formatOptions(c *ucli.Context) (supervisor.FormatOptions, error) {
 		o.Size = n
 	}
 	o.Label = c.String("label")
-	if len(o.Label) > 16 {
-		return o, usagef("--label %q is longer than ext4's 16 bytes", o.Label)
+	if o.FS, err = formatFS(c.String("fs"), o.Label); err != nil {
+		return o, err
 	}
 	o.Type = strings.ToLower(c.String("type"))
 	switch o.Type {
@@ -154,9 +154,9 @@ func (e *env) format(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	what := "ext4"
+	what := fsOrDefault(o.FS)
 	if o.Type != "none" {
-		what = fmt.Sprintf("%s (UUID %s) with ext4", strings.ToUpper(o.Type), rep.LUKSUUID)
+		what = fmt.Sprintf("%s (UUID %s) with %s", strings.ToUpper(o.Type), rep.LUKSUUID, what)
 	}
 	fmt.Fprintf(e.stdout, "formatted %s: %s (UUID %s)", o.Target, what, rep.FSUUID)
 	if rep.Label != "" {

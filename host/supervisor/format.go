@@ -24,6 +24,7 @@ type FormatOptions struct {
 	Size                 int64 // create an image file of this many bytes (0 = target must exist)
 	Label                string
 	Type                 string // luks2, luks1, none
+	FS                   string // ext4 (""), btrfs, xfs, exfat, vfat, ntfs
 	PBKDFMemoryKiB       int
 	IterTimeMS           int
 	PBKDFForceIterations int
@@ -117,7 +118,7 @@ func (s *sup) formatInVM(ctx context.Context, o FormatOptions, secret []byte) (*
 	t := s.log.Start("format")
 	fctx, cancel := context.WithTimeout(ctx, unlockTimeout)
 	rep, err := s.vm.Control().Format(fctx, control.FormatRequest{
-		Type: o.Type, Label: o.Label, PBKDFMemoryKiB: o.PBKDFMemoryKiB, IterTimeMS: o.IterTimeMS,
+		Type: o.Type, Label: o.Label, FS: o.FS, PBKDFMemoryKiB: o.PBKDFMemoryKiB, IterTimeMS: o.IterTimeMS,
 		PBKDFForceIterations: o.PBKDFForceIterations, Cipher: o.Cipher, KeySizeBits: o.KeySizeBits, Hash: o.Hash,
 	}, secret)
 	cancel()

@@ -185,6 +185,7 @@ type FormatRequest struct {
 	Device string `json:"device,omitempty"` // "" = the first disk
 	Type   string `json:"type"`             // luks2, luks1 or none
 	Label  string `json:"label,omitempty"`
+	FS     string `json:"fs,omitempty"` // ext4 (""), btrfs, xfs, exfat, vfat or ntfs
 	// KDF settings with cryptsetup's meanings; zero values keep cryptsetup's defaults.
 	PBKDF                string `json:"pbkdf,omitempty"` // argon2id (default for luks2), argon2i, pbkdf2
 	PBKDFMemoryKiB       int    `json:"pbkdf_memory_kib,omitempty"`

@@ -43,6 +43,9 @@ type Spec struct {
 	Durable    int    `json:"durable,omitempty"`
 	DurableKiB int    `json:"durable_kib,omitempty"`
 	DurableDir string `json:"durable_dir,omitempty"` // relative to the export root
+	// Refuses: operations the served filesystem cannot do, comma-separated
+	// (workload.Options.Refuses; a string keeps Spec comparable).
+	Refuses string `json:"refuses,omitempty"`
 }
 
 // MountData is the kernel's text mount data for the export: NFSv3 over TCP straight to the given

@@ -67,6 +67,9 @@ type Options struct {
 	Keep bool
 	// Hook, if set, is called at the stages above.
 	Hook func(Event)
+	// Refuses lists operations (Refuse*) the filesystem under test cannot do; refused-ops
+	// checks each fails with the right error and changes nothing.
+	Refuses []string
 }
 
 func (o Options) withDefaults() Options {
@@ -126,6 +129,7 @@ func Scenarios() []Scenario {
 		{"write-fsync-record", "write files, fsync them and their directory, then record their sha256s in the -manifest file (files are kept)", runWriteFsyncRecord},
 		{"verify-manifest", "every file recorded in the -manifest file is present with the recorded size and sha256", runVerifyManifest},
 		{"concurrent-writers", "N goroutines each writing its own file, and N goroutines pwriting disjoint ranges of one file; all content verified", runConcurrentWriters},
+		{"refused-ops", "operations the filesystem cannot do (Options.Refuses: symlink, hardlink, chmod, chown, mknod) fail with EPERM/ENOTSUP/EINVAL, never EIO or success, and change nothing", runRefused},
 		{"fsx", "random read/write/truncate/append/reopen/fsync on one file against an in-memory model; every read verified", runFSX},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/luksmount/luksmount/test/clientvm"
@@ -104,6 +105,7 @@ func runWorkload(r *reporter, spec clientvm.Spec) error {
 		Writers:     spec.Writers,
 		FSXDuration: time.Duration(spec.FSXSeconds) * time.Second,
 		Seed:        spec.Seed,
+		Refuses:     splitList(spec.Refuses),
 	}
 	if spec.UID != 0 || spec.GID != 0 {
 		// The workload's own process drops to the client user so AUTH_SYS carries that uid.
@@ -146,4 +148,11 @@ func runDurable(r *reporter, spec clientvm.Spec) error {
 	return workload.WriteDurable(mnt, spec.DurableDir, spec.Durable, size, spec.Seed^time.Now().UnixNano(), func(d workload.DurableRecord) {
 		r.line(clientvm.Line{Kind: "durable", Manifest: d.String()})
 	})
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
