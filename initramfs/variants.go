@@ -90,7 +90,7 @@ var Variants = map[string]Variant{
 		OnDemand: cryptoOnDemand,
 		Packages: []string{"cryptsetup-bin", "e2fsprogs", "util-linux", "libgcc-s1"},
 		Exclude:  notNeeded,
-		Binaries: []string{"/sbin/cryptsetup", "/sbin/blkid", "/sbin/e2fsck", "/sbin/mkfs.ext4", "/sbin/resize2fs"},
+		Binaries: append([]string{"/sbin/cryptsetup", "/sbin/blkid", "/sbin/e2fsck", "/sbin/mkfs.ext4", "/sbin/resize2fs"}, stackBinaries...),
 		// glibc dlopens libgcc_s for pthread_exit/cancellation; argon2 threads abort without it.
 		Libs: []string{"libgcc_s.so.1"},
 		// OpenSSL 3 keeps whirlpool (an old LUKS1 hash) in its legacy provider, which

@@ -138,6 +138,10 @@ func (a *Agent) Handle(ctx context.Context, r *control.Request) (any, error) {
 		return a.serve(ctx, r)
 	case control.OpFormat:
 		return a.format(ctx, r)
+	case control.OpTrim:
+		return a.trim(ctx, r)
+	case control.OpResize:
+		return a.resize(ctx, r)
 	case control.OpShutdown:
 		var req control.ShutdownRequest
 		if err := r.Decode(&req); err != nil {
@@ -319,7 +323,7 @@ func (a *Agent) unlock(ctx context.Context, r *control.Request) (any, error) {
 	}
 	start := a.tl.Now()
 	p := a.startProgress("unlock", fmt.Sprintf("deriving the key for %s (takes a few seconds)", dev))
-	err = a.crypt.Open(ctx, dev, req.ReadOnly, r.Secret, hasMagic)
+	err = a.crypt.OpenWith(ctx, dev, cryptsetup.OpenOptions{ReadOnly: req.ReadOnly, AllowDiscards: req.AllowDiscards}, r.Secret, hasMagic)
 	p.stop()
 	if err != nil {
 		a.tl.Logf("warn", "unlock %s failed: %v", dev, err)
@@ -328,7 +332,7 @@ func (a *Agent) unlock(ctx context.Context, r *control.Request) (any, error) {
 	a.mu.Lock()
 	a.state, a.device, a.mapper, a.readOnly = control.StateUnlocked, dev, cryptsetup.MapperPath, req.ReadOnly
 	a.mu.Unlock()
-	a.tl.Step("unlock", start, "%s opened as %s%s", dev, cryptsetup.MapperPath, roNote(req.ReadOnly))
+	a.tl.Step("unlock", start, "%s opened as %s%s%s", dev, cryptsetup.MapperPath, roNote(req.ReadOnly), discardNote(req.AllowDiscards))
 	return control.UnlockReply{Mapper: cryptsetup.MapperPath}, nil
 }
 

@@ -21,6 +21,7 @@ func mountFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.StringSliceFlag{Name: "options", Aliases: []string{"o"}, Usage: "guest mount options, comma-separated: ro, noatime, subvol=...", Category: "mount"},
 		&ucli.StringFlag{Name: "key-file", Usage: "unlock with the contents of `FILE` instead of a passphrase", Category: "mount"},
+		&ucli.BoolFlag{Name: "discard", Usage: "pass TRIM through to the drive so `luksmount trim` can shrink an image (reveals which blocks are free: see README)", Category: "mount"},
 		&ucli.BoolFlag{Name: "no-mount", Usage: "serve only: print the NFS address and the command that would mount it", Category: "mount"},
 		&ucli.BoolFlag{Name: "foreground", Usage: "stay attached and stream the session log; Ctrl-C unmounts and stops", Category: "mount"},
 		&ucli.IntFlag{Name: "memory", Usage: "VM memory in `MiB` (default: sized from the LUKS key slots)", Category: "VM"},
@@ -65,6 +66,7 @@ func mountOptions(c *ucli.Context) (supervisor.Options, error) {
 		}
 	}
 	o.NoMount = c.Bool("no-mount")
+	o.Discard = c.Bool("discard")
 	o.Foreground = c.Bool("foreground")
 	if o.NoMount && o.Mountpoint != "" {
 		return o, usagef("--no-mount and a MOUNTPOINT contradict each other: give one")

@@ -37,7 +37,7 @@ func bootVM(ctx context.Context, spec BootSpec) (Machine, error) {
 		Disks: []qemu.Disk{{
 			Path: dev.Path, HostDevice: !dev.IsImage, ReadOnly: dev.ReadOnly,
 			LogicalBlockSize: dev.LogicalBlockSize, PhysicalBlockSize: dev.PhysicalBlockSize,
-			Serial: "luksmount",
+			Serial: "luksmount", Discard: spec.Discard,
 		}},
 	}
 	vs := vm.Spec{

@@ -30,6 +30,7 @@ type BootSpec struct {
 	MemoryMiB  int
 	CPUs       int
 	Accel      string // "", auto, hvf, kvm, tcg
+	Discard    bool   // pass TRIM through to the drive (--discard)
 	SessionDir string // 0700: the VM's sockets go here
 	ConsoleLog string // where the guest console is kept (next to the session log)
 	OnEvent    func(control.Event)

@@ -51,6 +51,7 @@ type Options struct {
 	Accel        string   `json:"accel,omitempty"` // auto, hvf, kvm, tcg
 	Owner        string   `json:"owner,omitempty"` // "", "UID:GID" or "none"
 	Foreground   bool     `json:"foreground,omitempty"`
+	Discard      bool     `json:"discard,omitempty"` // TRIM passes to the drive (dm-crypt, virtio-blk, QEMU)
 
 	// The invoking user (behind sudo): NFS client identity and owner of the mount point and log.
 	UID  int  `json:"uid"`
@@ -232,7 +233,7 @@ func (s *sup) unlock(ctx context.Context, first, keyFile []byte, mem int, kdfMiB
 		}
 		t := s.log.Start("unlock")
 		uctx, cancel := context.WithTimeout(ctx, unlockTimeout)
-		r, err := s.vm.Control().Unlock(uctx, control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile}, secret)
+		r, err := s.vm.Control().Unlock(uctx, control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile, AllowDiscards: s.opts.Discard}, secret)
 		cancel()
 		if !isKeyFile {
 			passphrase.Wipe(secret) // the first one too: run's deferred wipe is a second line of defence

@@ -77,6 +77,8 @@ type UnlockRequest struct {
 	Device   string `json:"device"`              // "" = the first LUKS disk
 	ReadOnly bool   `json:"read_only,omitempty"` // open the mapping read-only
 	KeyFile  bool   `json:"key_file,omitempty"`  // the secret is key file content, not a typed passphrase
+	// AllowDiscards passes TRIM through dm-crypt (cryptsetup --allow-discards): opt-in, see README.
+	AllowDiscards bool `json:"allow_discards,omitempty"`
 }
 
 // UnlockReply names the opened mapping.

@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/luksmount/luksmount/host/session"
+	"github.com/luksmount/luksmount/host/supervisor"
+)
+
+func (e *env) trimCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "trim",
+		Usage:     "discard the free space of a drive mounted with --discard (shrinks a sparse image)",
+		ArgsUsage: "TARGET|MOUNTPOINT",
+		Action:    func(c *ucli.Context) error { return e.stackOp(c, "trim", 0) },
+	}
+}
+
+func (e *env) resizeCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "resize",
+		Usage:     "grow a mounted image file, its LUKS mapping and its filesystem to --size",
+		ArgsUsage: "--size SIZE TARGET|MOUNTPOINT",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "size", Usage: "the image's new `SIZE` (e.g. 8G); it only grows"},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.String("size") == "" {
+				return usagef("resize needs --size: luksmount resize --size 8G TARGET")
+			}
+			n, err := parseSize(c.String("size"))
+			if err != nil {
+				return err
+			}
+			return e.stackOp(c, "resize", n)
+		},
+	}
+}
+
+// stackOp sends a trim or resize to TARGET's session.
+func (e *env) stackOp(c *ucli.Context, op string, size int64) error {
+	if c.NArg() != 1 {
+		return usagef("%s takes one TARGET or MOUNTPOINT (see `luksmount status`)", op)
+	}
+	target := absTarget(c.Args().First())
+	reg := supervisor.Registry()
+	st, err := reg.Find(target)
+	if errors.Is(err, session.ErrNoSession) {
+		how := "luksmount " + target
+		if op == "trim" {
+			how = "luksmount --discard " + target
+		}
+		return fmt.Errorf("%w: %s works on a mounted drive; mount it first with `%s`", err, op, how)
+	}
+	if err != nil {
+		return err
+	}
+	dir := reg.Dir(st.ID)
+	if dir == "" {
+		return fmt.Errorf("%w: %s ended meanwhile", session.ErrNoSession, target)
+	}
+	done, err := supervisor.RequestStackOp(session.SocketPath(filepath.Dir(dir), st.ID), op, size)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, done)
+	return nil
+}

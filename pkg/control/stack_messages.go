@@ -1,0 +1,43 @@
+package control
+
+import "context"
+
+// Operations for the storage stack of a mounted drive: trim and grow.
+const (
+	OpTrim   Op = "trim"   // TrimRequest -> TrimReply (FITRIM on the mounted filesystem)
+	OpResize Op = "resize" // ResizeRequest -> ResizeReply (grow mapping and filesystem to the disk)
+)
+
+// TrimRequest discards the mounted filesystem's free space down to the drive (fstrim).
+type TrimRequest struct{}
+
+// TrimReply says how much the filesystem reported as discarded.
+type TrimReply struct {
+	TrimmedBytes int64 `json:"trimmed_bytes"`
+}
+
+// ResizeRequest grows the open mapping and the mounted filesystem to fill the disk, once the
+// host has grown the disk to DiskBytes (the agent waits for the guest kernel to see that size).
+type ResizeRequest struct {
+	DiskBytes int64 `json:"disk_bytes"`
+}
+
+// ResizeReply reports the sizes after growing.
+type ResizeReply struct {
+	DiskBytes int64  `json:"disk_bytes"`
+	FSBytes   int64  `json:"fs_bytes"` // statfs total of the mounted filesystem
+	FSType    string `json:"fstype"`
+	Tool      string `json:"tool"` // the grow command that ran
+}
+
+// Trim runs fstrim on the mounted filesystem.
+func (c *Client) Trim(ctx context.Context) (*TrimReply, error) {
+	var r TrimReply
+	return &r, c.Call(ctx, OpTrim, TrimRequest{}, nil, &r)
+}
+
+// Resize grows the mapping and filesystem to the (already grown) disk.
+func (c *Client) Resize(ctx context.Context, req ResizeRequest) (*ResizeReply, error) {
+	var r ResizeReply
+	return &r, c.Call(ctx, OpResize, req, nil, &r)
+}
