@@ -87,9 +87,9 @@ var Variants = map[string]Variant{
 			"amd64": {"aesni-intel", "sha256-ssse3", "sha512-ssse3"},
 			"arm64": {"aes-ce-cipher", "aes-ce-blk", "sha2-ce", "sha512-ce"},
 		},
-		OnDemand: cryptoOnDemand,
-		Packages: []string{"cryptsetup-bin", "e2fsprogs", "util-linux", "libgcc-s1"},
-		Exclude:  notNeeded,
+		OnDemand: withStackModules(cryptoOnDemand),
+		Packages: append([]string{"cryptsetup-bin", "e2fsprogs", "util-linux", "libgcc-s1"}, stackPackages...),
+		Exclude:  append(append([]string{}, notNeeded...), stackExclude...),
 		Binaries: append([]string{"/sbin/cryptsetup", "/sbin/blkid", "/sbin/e2fsck", "/sbin/mkfs.ext4", "/sbin/resize2fs"}, stackBinaries...),
 		// glibc dlopens libgcc_s for pthread_exit/cancellation; argon2 threads abort without it.
 		Libs: []string{"libgcc_s.so.1"},

@@ -79,6 +79,7 @@ type UnlockRequest struct {
 	KeyFile  bool   `json:"key_file,omitempty"`  // the secret is key file content, not a typed passphrase
 	// AllowDiscards passes TRIM through dm-crypt (cryptsetup --allow-discards): opt-in, see README.
 	AllowDiscards bool `json:"allow_discards,omitempty"`
+	Stack              // the volume to open and how to assemble (stack_messages.go)
 }
 
 // UnlockReply names the opened mapping.
@@ -90,6 +91,7 @@ type UnlockReply struct {
 type MountRequest struct {
 	Device  string   `json:"device,omitempty"`
 	Options []string `json:"options,omitempty"` // guest mount options: ro, noatime, ...
+	Stack
 }
 
 // MountReply describes the mounted filesystem.
@@ -101,6 +103,7 @@ type MountReply struct {
 	ReadOnly   bool   `json:"read_only"`
 	RootUID    uint32 `json:"root_uid"` // owner of the filesystem root
 	RootGID    uint32 `json:"root_gid"`
+	Notice     string `json:"notice,omitempty"` // why it is read-only when nobody asked (a degraded RAID)
 }
 
 // CheckRequest runs a read-only filesystem check (e2fsck -n) on an unmounted device.

@@ -41,3 +41,13 @@ func (c *Client) Resize(ctx context.Context, req ResizeRequest) (*ResizeReply, e
 	var r ResizeReply
 	return &r, c.Call(ctx, OpResize, req, nil, &r)
 }
+
+// Stack is how unlock and mount choose among the volumes of a layered drive (partitions, LVM,
+// RAID, several LUKS members).
+type Stack struct {
+	// Volume names the filesystem to mount when the drive holds several: "vg/lv" (LVM), "p2"
+	// (partition 2; "d2p1" on the second device), "md/name" (RAID), or a filesystem label.
+	Volume string `json:"volume,omitempty"`
+	// AllowDegraded assembles a RAID array missing members read-write (default: read-only).
+	AllowDegraded bool `json:"allow_degraded,omitempty"`
+}
