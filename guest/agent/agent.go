@@ -129,7 +129,7 @@ func (a *Agent) Handle(ctx context.Context, r *control.Request) (any, error) {
 	case control.OpStatus:
 		return a.status(), nil
 	case control.OpProbe:
-		return a.probe(ctx)
+		return a.probeStack(ctx, r)
 	case control.OpUnlock:
 		return a.unlock(ctx, r)
 	case control.OpMount:

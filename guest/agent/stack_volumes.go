@@ -388,3 +388,26 @@ func (s *stackState) wantVolume(r control.Stack) {
 	}
 	s.degraded = s.degraded || r.AllowDegraded
 }
+
+// probeStack answers a probe; with Assemble it brings up RAID and LVM first and lists volumes.
+func (a *Agent) probeStack(ctx context.Context, r *control.Request) (any, error) {
+	var req control.ProbeRequest
+	if err := r.Decode(&req); err != nil {
+		return nil, err
+	}
+	if !req.Assemble {
+		return a.probe(ctx)
+	}
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	a.stk.wantVolume(req.Stack)
+	devs, err := a.assemble(ctx, a.stk.degraded)
+	if err != nil {
+		return nil, err
+	}
+	rep := control.ProbeReply{}
+	for _, b := range devs {
+		rep.Volumes = append(rep.Volumes, control.Volume{Name: b.name, Device: b.dev, Type: b.in.Type, Label: b.in.Label, Size: b.size})
+	}
+	return rep, nil
+}

@@ -3,7 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -69,4 +71,17 @@ func (e *env) stackOp(c *ucli.Context, op string, size int64) error {
 	}
 	fmt.Fprintln(e.stdout, done)
 	return nil
+}
+
+// absTargets is absTarget for each device of a multi-device target ("a.img+b.img"); a path that
+// exists as given is one device even if its name holds "+".
+func absTargets(t string) string {
+	if _, err := os.Stat(t); err == nil || !strings.Contains(t, supervisor.MemberSeparator) {
+		return absTarget(t)
+	}
+	parts := supervisor.SplitTarget(t)
+	for i, p := range parts {
+		parts[i] = absTarget(p)
+	}
+	return strings.Join(parts, supervisor.MemberSeparator)
 }

@@ -45,11 +45,15 @@ type HelloReply struct {
 }
 
 // ProbeRequest asks what is on the VM's disks.
-type ProbeRequest struct{}
+type ProbeRequest struct {
+	Assemble bool `json:"assemble,omitempty"` // also assemble RAID and LVM and list the volumes
+	Stack
+}
 
 // ProbeReply lists each disk the agent sees, as blkid describes it.
 type ProbeReply struct {
-	Disks []Disk `json:"disks"`
+	Disks   []Disk   `json:"disks"`
+	Volumes []Volume `json:"volumes,omitempty"` // with Assemble (stack_messages.go)
 }
 
 // Disk is one block device in the guest.

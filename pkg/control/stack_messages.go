@@ -51,3 +51,19 @@ type Stack struct {
 	// AllowDegraded assembles a RAID array missing members read-write (default: read-only).
 	AllowDegraded bool `json:"allow_degraded,omitempty"`
 }
+
+// Volume is one device of an assembled stack: a partition, RAID array, logical volume or LUKS
+// mapping, with what it holds.
+type Volume struct {
+	Name   string `json:"name"`   // what --volume takes ("" = the whole drive)
+	Device string `json:"device"` // the guest's device
+	Type   string `json:"type,omitempty"`
+	Label  string `json:"label,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+}
+
+// ProbeStack is Probe with options: Assemble also brings up RAID and LVM and lists the volumes.
+func (c *Client) ProbeStack(ctx context.Context, req ProbeRequest) (*ProbeReply, error) {
+	var r ProbeReply
+	return &r, c.Call(ctx, OpProbe, req, nil, &r)
+}

@@ -211,3 +211,11 @@ func noise(n int, seed byte) []byte {
 	}
 	return b
 }
+
+func fileSha(t testing.TB, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return shaHex(b)
+}
