@@ -11,7 +11,7 @@ import (
 type source struct {
 	dev    string
 	in     blkid.Info
-	mapped bool // dev is the open LUKS mapping
+	mapped bool   // dev is the open LUKS mapping
 	roWhy  string // set when dev may only be mounted read-only (a degraded RAID), saying why
 }
 

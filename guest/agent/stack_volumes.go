@@ -43,7 +43,9 @@ func (s *stackState) push(what string, fn func(ctx context.Context) error) {
 }
 
 // layered says whether anything beyond one LUKS mapping was assembled.
-func (s *stackState) layered() bool { return len(s.vgActive) > 0 || len(s.mdActive) > 0 || len(s.mappers) > 1 }
+func (s *stackState) layered() bool {
+	return len(s.vgActive) > 0 || len(s.mdActive) > 0 || len(s.mappers) > 1
+}
 
 // closeStack undoes the stack in reverse order, dropping each step once done, so a retry after
 // a busy device picks up where it stopped. With nothing recorded it closes the one mapping.
