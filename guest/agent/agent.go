@@ -312,6 +312,9 @@ func (a *Agent) unlock(ctx context.Context, r *control.Request) (any, error) {
 		return nil, a.badState("cannot unlock: a device is already unlocked or mounted")
 	}
 	a.stk.wantVolume(req.Stack)
+	if req.Type != "" {
+		return a.unlockOther(ctx, req, r.Secret) // BitLocker, VeraCrypt (stack_other.go)
+	}
 	if rep, ok, err := a.unlockStack(ctx, req, r.Secret); ok {
 		return rep, err // a layered drive (stack_unlock.go)
 	}

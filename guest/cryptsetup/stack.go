@@ -2,7 +2,10 @@ package cryptsetup
 
 import (
 	"context"
+	"strconv"
+	"strings"
 
+	"github.com/luksmount/luksmount/guest/command"
 	"github.com/luksmount/luksmount/pkg/control"
 )
 
@@ -63,4 +66,114 @@ func (t *Tool) CloseNamed(ctx context.Context, name string) error {
 		return control.Errorf(control.CodeInternal, "cannot run cryptsetup: %v", err)
 	}
 	return Classify("close "+name, r, true, Memory{})
+}
+
+// OtherOpenArgs builds `cryptsetup open` for BitLocker (bitlk) and VeraCrypt/TrueCrypt (tcrypt).
+// The passphrase (or BitLocker recovery key) comes on stdin, as for LUKS.
+func OtherOpenArgs(dev string, c control.Crypt, o OpenOptions) ([]string, error) {
+	var args []string
+	switch c.Type {
+	case "bitlk":
+		if c.PIM != 0 || c.Hidden || c.TrueCrypt {
+			return nil, control.Errorf(control.CodeInvalidArgument, "--pim, --hidden and --truecrypt apply to VeraCrypt/TrueCrypt volumes, not BitLocker")
+		}
+		args = []string{"open", "--type", "bitlk", dev, MapperName, "--key-file=-"}
+	case "tcrypt":
+		args = []string{"open", "--type", "tcrypt", dev, MapperName, "--key-file=-"}
+		if !c.TrueCrypt {
+			args = append(args, "--veracrypt")
+		}
+		if c.PIM < 0 || (c.PIM > 0 && c.TrueCrypt) {
+			return nil, control.Errorf(control.CodeInvalidArgument, "a PIM is a positive number and only VeraCrypt has one")
+		}
+		if c.PIM > 0 {
+			args = append(args, "--veracrypt-pim="+itoa(c.PIM))
+		}
+		if c.Hidden {
+			args = append(args, "--tcrypt-hidden")
+		}
+	default:
+		return nil, control.Errorf(control.CodeInvalidArgument, "unknown container type %q: use bitlk or tcrypt", c.Type)
+	}
+	if o.ReadOnly {
+		args = append(args, "--readonly")
+	}
+	if o.AllowDiscards {
+		args = append(args, "--allow-discards")
+	}
+	return args, nil
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// OpenOther unlocks a BitLocker or VeraCrypt/TrueCrypt device as MapperPath. Its errors never
+// send the user to luksHeaderRestore: these are not LUKS headers.
+func (t *Tool) OpenOther(ctx context.Context, dev string, c control.Crypt, o OpenOptions, secret []byte) error {
+	args, err := OtherOpenArgs(dev, c, o)
+	if err != nil {
+		return err
+	}
+	if len(secret) == 0 {
+		return control.Errorf(control.CodeInvalidArgument, "empty passphrase: nothing to unlock %s with", dev)
+	}
+	r, err := t.run(ctx, args, secret)
+	if err != nil {
+		return control.Errorf(control.CodeInternal, "cannot run cryptsetup: %v", err)
+	}
+	return classifyOther(dev, c, r, t.memory(ctx, r, ""))
+}
+
+// classifyOther maps cryptsetup's bitlk/tcrypt failures. tcrypt cannot tell a wrong password
+// from a device that is no VeraCrypt volume at all (nothing on disk is unencrypted), so both
+// get the same answer, saying so; PIM and hidden are part of what to check.
+func classifyOther(dev string, c control.Crypt, r command.Result, mem Memory) error {
+	if r.ExitCode == 0 && r.Signal == "" {
+		return nil
+	}
+	low := strings.ToLower(r.Stderr)
+	name := "BitLocker"
+	if c.Type == "tcrypt" {
+		name = "VeraCrypt"
+		if c.TrueCrypt {
+			name = "TrueCrypt"
+		}
+	}
+	e := func(code control.Code, format string, args ...any) error {
+		ce := control.Errorf(code, format, args...)
+		ce.Detail = strings.TrimSpace(r.Stderr)
+		return ce
+	}
+	switch {
+	case c.Type == "tcrypt" && (r.ExitCode == exitNoPerm || strings.Contains(low, "no device header detected") || strings.Contains(low, "no key available")):
+		return e(control.CodeWrongPassphrase, "cannot unlock %s: the password%s did not open it as a %s volume; check the password%s (or that it is a %s volume at all)",
+			dev, pimNote(c), name, pimHint(c), name)
+	case strings.Contains(low, "no key available with this passphrase") || r.ExitCode == exitNoPerm:
+		return e(control.CodeWrongPassphrase, "cannot unlock %s: neither its BitLocker password nor its recovery key matches; check it and try again", dev)
+	case isOOM(r):
+		return e(control.CodeOutOfMemory, "cannot unlock %s: %s", dev, memoryAdvice(mem))
+	case strings.Contains(low, "not supported") || strings.Contains(low, "unsupported") || unsupportedAlgorithm(r.Stderr) != "":
+		return e(control.CodeUnsupportedCrypto, "cannot unlock %s: it uses a %s feature luksmount's guest cannot open (%s); nothing was changed", dev, name, lastLine(r.Stderr))
+	case strings.Contains(low, "signature") || strings.Contains(low, "header") || strings.Contains(low, "metadata"):
+		return e(control.CodeCorruptHeader, "cannot unlock %s: its %s metadata cannot be read (%s); open it in Windows to check it (nothing was changed)", dev, name, lastLine(r.Stderr))
+	case strings.Contains(low, "input/output error"):
+		return e(control.CodeIOError, "cannot unlock %s: the disk returned I/O errors (%s)", dev, lastLine(r.Stderr))
+	}
+	return e(control.CodeInternal, "cannot unlock %s as %s: cryptsetup exited with %d: %s", dev, name, r.ExitCode, lastLine(r.Stderr))
+}
+
+func pimNote(c control.Crypt) string {
+	if c.PIM > 0 {
+		return " and PIM"
+	}
+	return ""
+}
+
+func pimHint(c control.Crypt) string {
+	switch {
+	case c.Hidden:
+		return ", the PIM (--pim) and that a hidden volume exists"
+	case !c.TrueCrypt:
+		return ", the PIM if you set one (--pim), --hidden for a hidden volume"
+	}
+	return ""
 }

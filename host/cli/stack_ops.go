@@ -85,3 +85,21 @@ func absTargets(t string) string {
 	}
 	return strings.Join(parts, supervisor.MemberSeparator)
 }
+
+// cryptOptions reads the VeraCrypt/TrueCrypt flags (BitLocker is detected by its signature).
+func cryptOptions(c *ucli.Context, o *supervisor.Options) error {
+	vc, tc := c.Bool("veracrypt"), c.Bool("truecrypt")
+	switch {
+	case vc && tc:
+		return usagef("--veracrypt and --truecrypt contradict each other: give one")
+	case !vc && !tc && (c.Int("pim") != 0 || c.Bool("hidden")):
+		return usagef("--pim and --hidden need --veracrypt (or --truecrypt for --hidden)")
+	case tc && c.Int("pim") != 0:
+		return usagef("TrueCrypt volumes have no PIM: drop --pim")
+	case c.Int("pim") < 0:
+		return usagef("--pim %d must be a positive number", c.Int("pim"))
+	case vc || tc:
+		o.Crypt.Type, o.Crypt.TrueCrypt, o.Crypt.PIM, o.Crypt.Hidden = "tcrypt", tc, c.Int("pim"), c.Bool("hidden")
+	}
+	return nil
+}

@@ -122,7 +122,10 @@ func (s *sup) identifyStack() error {
 		info.layouts = append(info.layouts, l)
 		switch l.Kind {
 		case stackprobe.BitLocker:
-			return control.Errorf(control.CodeUnsupportedCrypto, "%s is a BitLocker volume; luksmount cannot open BitLocker yet (nothing was changed)", d.Path)
+			if s.opts.Crypt.Type == "tcrypt" {
+				return control.Errorf(control.CodeInvalidArgument, "%s is a BitLocker volume, not VeraCrypt: drop --veracrypt/--truecrypt", d.Path)
+			}
+			s.opts.Crypt.Type, found = "bitlk", true
 		case stackprobe.LVM2, stackprobe.MD:
 			info.hidden, found = true, true
 		case stackprobe.GPT, stackprobe.MBR:
@@ -150,7 +153,7 @@ func (s *sup) identifyStack() error {
 
 // encrypted says whether the host knows a passphrase will be needed before booting.
 func (s *sup) encrypted() bool {
-	return s.id.Kind.IsLUKS() || (s.stack != nil && len(s.stack.luks) > 0)
+	return s.id.Kind.IsLUKS() || (s.stack != nil && len(s.stack.luks) > 0) || s.opts.Crypt.Type != ""
 }
 
 // stackKDFMiB is the largest key derivation memory of the LUKS volumes the host saw, or the

@@ -78,7 +78,10 @@ func (s *sup) identify() (vmSize, error) {
 	if dev.Size == 0 {
 		return vmSize{}, t.Done(control.Errorf(control.CodeUnsupportedFS, "%s is empty (0 bytes): there is nothing to mount; check the path", dev.Path), "")
 	}
-	if s.id.Kind == luksheader.KindUnknown && s.stack == nil {
+	if s.opts.Crypt.Type == "tcrypt" && s.id.Kind != luksheader.KindUnknown {
+		return vmSize{}, t.Done(control.Errorf(control.CodeInvalidArgument, "%s holds %s, not a VeraCrypt or TrueCrypt volume: drop --veracrypt/--truecrypt", dev.Path, s.id.Kind), "")
+	}
+	if s.id.Kind == luksheader.KindUnknown && s.stack == nil && s.opts.Crypt.Type == "" {
 		return vmSize{}, t.Done(control.Errorf(control.CodeUnsupportedFS, "%s holds neither a LUKS header nor an ext2/3/4 filesystem; nothing was changed (see `luksmount list` for the drives luksmount can open)", dev.Path), "")
 	}
 	encrypted := s.encrypted()

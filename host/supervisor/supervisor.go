@@ -56,6 +56,8 @@ type Options struct {
 	// assembles a RAID array missing members read-write.
 	Volume        string `json:"volume,omitempty"`
 	AllowDegraded bool   `json:"allow_degraded,omitempty"`
+	// Crypt is BitLocker (detected) or VeraCrypt/TrueCrypt (asked for) instead of LUKS.
+	Crypt control.Crypt `json:"crypt,omitempty"`
 
 	// The invoking user (behind sudo): NFS client identity and owner of the mount point and log.
 	UID  int  `json:"uid"`
@@ -246,7 +248,7 @@ func (s *sup) unlock(ctx context.Context, first, keyFile []byte, mem int, kdfMiB
 		}
 		t := s.log.Start("unlock")
 		uctx, cancel := context.WithTimeout(ctx, unlockTimeout)
-		r, err := s.vm.Control().Unlock(uctx, control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile, AllowDiscards: s.opts.Discard, Stack: s.stackRequest()}, secret)
+		r, err := s.vm.Control().Unlock(uctx, control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile, AllowDiscards: s.opts.Discard, Stack: s.stackRequest(), Crypt: s.opts.Crypt}, secret)
 		cancel()
 		if !isKeyFile {
 			passphrase.Wipe(secret) // the first one too: run's deferred wipe is a second line of defence

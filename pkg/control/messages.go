@@ -84,6 +84,7 @@ type UnlockRequest struct {
 	// AllowDiscards passes TRIM through dm-crypt (cryptsetup --allow-discards): opt-in, see README.
 	AllowDiscards bool `json:"allow_discards,omitempty"`
 	Stack              // the volume to open and how to assemble (stack_messages.go)
+	Crypt              // BitLocker or VeraCrypt instead of LUKS (stack_messages.go)
 }
 
 // UnlockReply names the opened mapping.

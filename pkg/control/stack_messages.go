@@ -67,3 +67,13 @@ func (c *Client) ProbeStack(ctx context.Context, req ProbeRequest) (*ProbeReply,
 	var r ProbeReply
 	return &r, c.Call(ctx, OpProbe, req, nil, &r)
 }
+
+// Crypt selects a container other than LUKS for unlock.
+type Crypt struct {
+	// Type is "" (LUKS), "bitlk" (BitLocker: password or recovery key) or "tcrypt" (VeraCrypt or
+	// TrueCrypt, which have no signature: only the user can say a drive is one).
+	Type      string `json:"type,omitempty"`
+	TrueCrypt bool   `json:"truecrypt,omitempty"` // tcrypt: a TrueCrypt volume (default VeraCrypt)
+	PIM       int    `json:"pim,omitempty"`       // tcrypt: VeraCrypt's personal iterations multiplier
+	Hidden    bool   `json:"hidden,omitempty"`    // tcrypt: open the hidden volume
+}
