@@ -27,6 +27,9 @@ func (a *Agent) unlockOther(ctx context.Context, req control.UnlockRequest, secr
 			dev = b.dev
 		}
 	}
+	if dev == "" && req.Type == "bitlk" && req.Device == "" && a.stk.want == "" && len(devs) > 0 {
+		dev = devs[0].dev // the host saw the signature; blkid also checks fields it may not need
+	}
 	if dev == "" {
 		if req.Type == "bitlk" {
 			return nil, control.Errorf(control.CodeNotEncrypted, "no BitLocker volume on this drive (blkid finds no BitLocker signature); nothing was changed")
