@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/initramfs/cpio"
 )
 
@@ -88,18 +89,19 @@ func Run(ctx context.Context, dir string, disks []string, spec Spec) ([]Result, 
 	}
 	console := filepath.Join(dir, "stackfix-console.log")
 	os.Remove(console)
-	bin, machine, tty := "qemu-system-x86_64", []string{"-M", "q35", "-accel", "tcg", "-cpu", "max"}, "ttyS0"
-	if arch == "arm64" {
-		bin, machine, tty = "qemu-system-aarch64", []string{"-M", "virt", "-accel", "tcg", "-cpu", "max"}, "ttyAMA0"
+	qc := qemu.Config{
+		Arch: qemu.Arch(arch), Accel: qemu.AccelTCG, HostOS: runtime.GOOS, MemoryMiB: 512, CPUs: 1,
+		Kernel: filepath.Join(img, "vmlinuz"), Initrd: initrd, ConsoleLog: console,
+		NoControl: true, UserNet: &qemu.UserNet{},
 	}
-	args := append(machine, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-m", "512", "-smp", "1",
-		"-kernel", filepath.Join(img, "vmlinuz"), "-initrd", initrd,
-		"-append", "console="+tty+" panic=-1 quiet",
-		"-chardev", "file,id=console,path="+console, "-serial", "chardev:console")
-	for i, d := range disks {
-		args = append(args, "-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=d%d,cache=writeback", d, i),
-			"-device", fmt.Sprintf("virtio-blk-pci,drive=d%d", i))
+	for _, d := range disks {
+		qc.Disks = append(qc.Disks, qemu.Disk{Path: d})
 	}
+	args, err := qc.Args()
+	if err != nil {
+		return nil, fmt.Errorf("fixture VM: %w", err)
+	}
+	bin := qc.Binary()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
