@@ -83,6 +83,9 @@ func (a *Agent) resize(ctx context.Context, r *control.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.stk.layered() || len(a.stk.lvs) > 0 || len(a.stk.mdActive) > 0 || strings.HasPrefix(m.disk, "/dev/md") || isPartitionOf(m.disk) {
+		return nil, control.Errorf(control.CodeInvalidArgument, "cannot resize: the filesystem sits in a partition, LVM or RAID, not on the whole image; grow that layer on Linux (parted, lvextend, mdadm --grow); nothing was changed")
+	}
 	start := a.tl.Now()
 	size, err := a.waitDiskSize(m.disk, req.DiskBytes)
 	if err != nil {
@@ -168,4 +171,10 @@ func discardNote(on bool) string {
 		return " (discards allowed)"
 	}
 	return ""
+}
+
+// isPartitionOf says whether dev is a partition (vda2) rather than a whole virtio disk.
+func isPartitionOf(dev string) bool {
+	n := strings.TrimPrefix(dev, "/dev/vd")
+	return n != dev && len(n) > 1
 }

@@ -58,6 +58,8 @@ func (s *sup) resize(ctx context.Context, m Machine, size int64) (string, error)
 	switch {
 	case size <= 0:
 		return "", control.Errorf(control.CodeInvalidArgument, "resize needs --size (for example --size 8G)")
+	case len(s.members()) > 0:
+		return "", control.Errorf(control.CodeInvalidArgument, "%s spans several devices: luksmount grows single image files only", s.targetPath())
 	case !s.dev.IsImage:
 		return "", control.Errorf(control.CodeInvalidArgument, "%s is a disk, not an image file: luksmount grows image files only; grow the partition with your partitioning tool", p)
 	case s.opts.ReadOnly():
