@@ -365,6 +365,12 @@ func (a *Agent) resolveVolume(ctx context.Context, reqDev, want string, allowDeg
 	if want == "" {
 		want = a.stk.want
 	}
+	a.mu.Lock()
+	single := a.mapper != "" && len(a.stk.mappers) == 0
+	a.mu.Unlock()
+	if want == "" && single && !a.stk.layered() && len(a.stk.lvs) == 0 {
+		return source{}, false, nil // one LUKS mapping, nothing on top: no probing (the common case)
+	}
 	devs, err := a.blockDevs(ctx)
 	if err != nil {
 		return source{}, true, err
