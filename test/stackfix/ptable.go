@@ -129,3 +129,12 @@ func create(path string, sizeMiB int64) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// Sparse creates path as an empty sparse file of sizeMiB.
+func Sparse(path string, sizeMiB int64) error {
+	f, err := create(path, sizeMiB)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}

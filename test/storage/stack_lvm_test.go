@@ -38,7 +38,7 @@ func makeFixtures(t *testing.T, dir string) (mbr, gpt, pvA, pvB string) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{pvA, pvB} {
-		if err := stackfix.WriteMBR(p, 40, nil); err != nil { // just a sparse file
+		if err := stackfix.Sparse(p, 40); err != nil {
 			t.Fatal(err)
 		}
 	}

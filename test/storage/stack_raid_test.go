@@ -31,7 +31,7 @@ func TestStackRAID(t *testing.T) {
 		var devs []string
 		for j := 0; j < a.members; j++ {
 			p := img(fmt.Sprintf("%s%d.img", a.name, j))
-			if err := stackfix.WriteMBR(p, 24, nil); err != nil { // a sparse 24 MiB file
+			if err := stackfix.Sparse(p, 24); err != nil {
 				t.Fatal(err)
 			}
 			devs = append(devs, fmt.Sprintf("/dev/vd%c", 'a'+len(disks)))
