@@ -79,7 +79,9 @@ func OtherOpenArgs(dev string, c control.Crypt, o OpenOptions) ([]string, error)
 		}
 		args = []string{"open", "--type", "bitlk", dev, MapperName, "--key-file=-"}
 	case "tcrypt":
-		args = []string{"open", "--type", "tcrypt", dev, MapperName, "--key-file=-"}
+		// For tcrypt --key-file names VeraCrypt keyfiles; the password is read from stdin (to
+		// EOF or a newline) when stdin is not a terminal.
+		args = []string{"open", "--type", "tcrypt", dev, MapperName}
 		if !c.TrueCrypt {
 			args = append(args, "--veracrypt")
 		}
@@ -153,7 +155,8 @@ func classifyOther(dev string, c control.Crypt, r command.Result, mem Memory) er
 		return e(control.CodeOutOfMemory, "cannot unlock %s: %s", dev, memoryAdvice(mem))
 	case strings.Contains(low, "not supported") || strings.Contains(low, "unsupported") || unsupportedAlgorithm(r.Stderr) != "":
 		return e(control.CodeUnsupportedCrypto, "cannot unlock %s: it uses a %s feature luksmount's guest cannot open (%s); nothing was changed", dev, name, lastLine(r.Stderr))
-	case strings.Contains(low, "signature") || strings.Contains(low, "header") || strings.Contains(low, "metadata"):
+	case strings.Contains(low, "signature") || strings.Contains(low, "header") || strings.Contains(low, "metadata") ||
+		strings.Contains(low, "not a valid") || strings.Contains(low, "failed to read"):
 		return e(control.CodeCorruptHeader, "cannot unlock %s: its %s metadata cannot be read (%s); open it in Windows to check it (nothing was changed)", dev, name, lastLine(r.Stderr))
 	case strings.Contains(low, "input/output error"):
 		return e(control.CodeIOError, "cannot unlock %s: the disk returned I/O errors (%s)", dev, lastLine(r.Stderr))

@@ -17,9 +17,9 @@ func TestOtherOpenArgs(t *testing.T) {
 	}{
 		{control.Crypt{Type: "bitlk"}, OpenOptions{}, "open --type bitlk /dev/vda luksmount --key-file=-"},
 		{control.Crypt{Type: "bitlk"}, OpenOptions{ReadOnly: true}, "open --type bitlk /dev/vda luksmount --key-file=- --readonly"},
-		{control.Crypt{Type: "tcrypt"}, OpenOptions{}, "open --type tcrypt /dev/vda luksmount --key-file=- --veracrypt"},
-		{control.Crypt{Type: "tcrypt", PIM: 485, Hidden: true}, OpenOptions{}, "open --type tcrypt /dev/vda luksmount --key-file=- --veracrypt --veracrypt-pim=485 --tcrypt-hidden"},
-		{control.Crypt{Type: "tcrypt", TrueCrypt: true}, OpenOptions{AllowDiscards: true}, "open --type tcrypt /dev/vda luksmount --key-file=- --allow-discards"},
+		{control.Crypt{Type: "tcrypt"}, OpenOptions{}, "open --type tcrypt /dev/vda luksmount --veracrypt"},
+		{control.Crypt{Type: "tcrypt", PIM: 485, Hidden: true}, OpenOptions{}, "open --type tcrypt /dev/vda luksmount --veracrypt --veracrypt-pim=485 --tcrypt-hidden"},
+		{control.Crypt{Type: "tcrypt", TrueCrypt: true}, OpenOptions{AllowDiscards: true}, "open --type tcrypt /dev/vda luksmount --allow-discards"},
 	} {
 		args, err := OtherOpenArgs("/dev/vda", tc.c, tc.o)
 		if err != nil || strings.Join(args, " ") != tc.want {
