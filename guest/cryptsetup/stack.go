@@ -153,10 +153,11 @@ func classifyOther(dev string, c control.Crypt, r command.Result, mem Memory) er
 		return e(control.CodeWrongPassphrase, "cannot unlock %s: neither its BitLocker password nor its recovery key matches; check it and try again", dev)
 	case isOOM(r):
 		return e(control.CodeOutOfMemory, "cannot unlock %s: %s", dev, memoryAdvice(mem))
+	case strings.Contains(low, "not a valid") || strings.Contains(low, "failed to read") || strings.Contains(low, "signature"):
+		return e(control.CodeCorruptHeader, "cannot unlock %s: its %s metadata cannot be read (%s); open it in Windows to check it (nothing was changed)", dev, name, lastLine(r.Stderr))
 	case strings.Contains(low, "not supported") || strings.Contains(low, "unsupported") || unsupportedAlgorithm(r.Stderr) != "":
 		return e(control.CodeUnsupportedCrypto, "cannot unlock %s: it uses a %s feature luksmount's guest cannot open (%s); nothing was changed", dev, name, lastLine(r.Stderr))
-	case strings.Contains(low, "signature") || strings.Contains(low, "header") || strings.Contains(low, "metadata") ||
-		strings.Contains(low, "not a valid") || strings.Contains(low, "failed to read"):
+	case strings.Contains(low, "header") || strings.Contains(low, "metadata"):
 		return e(control.CodeCorruptHeader, "cannot unlock %s: its %s metadata cannot be read (%s); open it in Windows to check it (nothing was changed)", dev, name, lastLine(r.Stderr))
 	case strings.Contains(low, "input/output error"):
 		return e(control.CodeIOError, "cannot unlock %s: the disk returned I/O errors (%s)", dev, lastLine(r.Stderr))

@@ -127,9 +127,11 @@ func (e *stEnv) must(want int, stdin string, args ...string) stResult {
 // oneLine checks a failure printed exactly one line on stderr and returns it.
 func (e *stEnv) oneLine(r stResult, want string) string {
 	e.t.Helper()
-	msg := strings.TrimSpace(r.stderr)
-	if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, want) {
-		e.t.Fatalf("want one stderr line containing %q, got %s", want, r)
+	// Progress lines come first; the error is the last line, and only one.
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	msg := lines[len(lines)-1]
+	if !strings.Contains(msg, want) || (len(lines) > 1 && strings.Contains(lines[len(lines)-2], "cannot")) {
+		e.t.Fatalf("want the last stderr line (and only it) to say %q, got %s", want, r)
 	}
 	return msg
 }

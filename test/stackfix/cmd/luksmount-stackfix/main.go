@@ -29,6 +29,7 @@ func main() {
 		initsys.Sync()
 		initsys.PowerOff()
 	}()
+	os.Setenv("PATH", command.Path) // exec.Command looks binaries up in our own PATH
 	if err := initsys.MountBase(); err != nil {
 		say(stackfix.Result{Err: err.Error()})
 	}
