@@ -87,10 +87,10 @@ var Variants = map[string]Variant{
 			"amd64": {"aesni-intel", "sha256-ssse3", "sha512-ssse3"},
 			"arm64": {"aes-ce-cipher", "aes-ce-blk", "sha2-ce", "sha512-ce"},
 		},
-		OnDemand: withFS(cryptoOnDemand),
-		Packages: append([]string{"cryptsetup-bin", "e2fsprogs", "util-linux", "libgcc-s1"}, fsPackages...),
-		Exclude:  notNeeded,
-		Binaries: append([]string{"/sbin/cryptsetup", "/sbin/blkid", "/sbin/e2fsck", "/sbin/mkfs.ext4", "/sbin/resize2fs"}, fsBinaries...),
+		OnDemand: withStackModules(withFS(cryptoOnDemand)),
+		Packages: append(append([]string{"cryptsetup-bin", "e2fsprogs", "util-linux", "libgcc-s1"}, fsPackages...), stackPackages...),
+		Exclude:  append(append([]string{}, notNeeded...), stackExclude...),
+		Binaries: append(append([]string{"/sbin/cryptsetup", "/sbin/blkid", "/sbin/e2fsck", "/sbin/mkfs.ext4", "/sbin/resize2fs"}, fsBinaries...), stackBinaries...),
 		// glibc dlopens libgcc_s for pthread_exit/cancellation; argon2 threads abort without it.
 		Libs: []string{"libgcc_s.so.1"},
 		// OpenSSL 3 keeps whirlpool (an old LUKS1 hash) in its legacy provider, which

@@ -81,6 +81,7 @@ type Agent struct {
 	nfsStop    chan struct{}
 	nfsDone    chan struct{}
 	powering   bool
+	stk        stackState // what the drive's stack assembled (stack_volumes.go); under opMu
 }
 
 // New returns an agent in the ready state.
@@ -92,6 +93,7 @@ func New(deps Deps, tl *timeline.Recorder) *Agent {
 		deps:           deps,
 		tl:             tl,
 		state:          control.StateReady,
+		stk:            newStackState(),
 		UnmountBackoff: []time.Duration{200 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second},
 	}
 	a.crypt = &cryptsetup.Tool{Run: deps.Run, Memory: a.kdfMemory}
@@ -127,7 +129,7 @@ func (a *Agent) Handle(ctx context.Context, r *control.Request) (any, error) {
 	case control.OpStatus:
 		return a.status(), nil
 	case control.OpProbe:
-		return a.probe(ctx)
+		return a.probeStack(ctx, r)
 	case control.OpUnlock:
 		return a.unlock(ctx, r)
 	case control.OpMount:
@@ -138,6 +140,10 @@ func (a *Agent) Handle(ctx context.Context, r *control.Request) (any, error) {
 		return a.serve(ctx, r)
 	case control.OpFormat:
 		return a.format(ctx, r)
+	case control.OpTrim:
+		return a.trim(ctx, r)
+	case control.OpResize:
+		return a.resize(ctx, r)
 	case control.OpShutdown:
 		var req control.ShutdownRequest
 		if err := r.Decode(&req); err != nil {
@@ -305,6 +311,13 @@ func (a *Agent) unlock(ctx context.Context, r *control.Request) (any, error) {
 	if st := a.State(); st != control.StateReady {
 		return nil, a.badState("cannot unlock: a device is already unlocked or mounted")
 	}
+	a.stk.wantVolume(req.Stack)
+	if req.Type != "" {
+		return a.unlockOther(ctx, req, r.Secret) // BitLocker, VeraCrypt (stack_other.go)
+	}
+	if rep, ok, err := a.unlockStack(ctx, req, r.Secret); ok {
+		return rep, err // a layered drive (stack_unlock.go)
+	}
 	dev, in, err := a.pickDevice(ctx, req.Device, isLUKS, control.CodeNotEncrypted, "no disk in the VM is LUKS-encrypted; mount it without unlocking")
 	if err != nil {
 		return nil, err
@@ -319,7 +332,7 @@ func (a *Agent) unlock(ctx context.Context, r *control.Request) (any, error) {
 	}
 	start := a.tl.Now()
 	p := a.startProgress("unlock", fmt.Sprintf("deriving the key for %s (takes a few seconds)", dev))
-	err = a.crypt.Open(ctx, dev, req.ReadOnly, r.Secret, hasMagic)
+	err = a.crypt.OpenWith(ctx, dev, cryptsetup.OpenOptions{ReadOnly: req.ReadOnly, AllowDiscards: req.AllowDiscards}, r.Secret, hasMagic)
 	p.stop()
 	if err != nil {
 		a.tl.Logf("warn", "unlock %s failed: %v", dev, err)
@@ -328,7 +341,10 @@ func (a *Agent) unlock(ctx context.Context, r *control.Request) (any, error) {
 	a.mu.Lock()
 	a.state, a.device, a.mapper, a.readOnly = control.StateUnlocked, dev, cryptsetup.MapperPath, req.ReadOnly
 	a.mu.Unlock()
-	a.tl.Step("unlock", start, "%s opened as %s%s", dev, cryptsetup.MapperPath, roNote(req.ReadOnly))
+	a.tl.Step("unlock", start, "%s opened as %s%s%s", dev, cryptsetup.MapperPath, roNote(req.ReadOnly), discardNote(req.AllowDiscards))
+	if err := a.afterUnlock(ctx); err != nil {
+		return nil, err
+	}
 	return control.UnlockReply{Mapper: cryptsetup.MapperPath}, nil
 }
 
@@ -363,6 +379,7 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.stk.wantVolume(req.Stack)
 	src, err := a.resolveSource(ctx, req.Device, "mount it")
 	if err != nil {
 		return nil, err
@@ -378,8 +395,8 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 	if !mountable(in.Type) {
 		return nil, control.Errorf(control.CodeUnsupportedFS, "%s holds %s, which is not a mountable filesystem", dev, in.Type)
 	}
-	if (src.mapped && mappingRO) || a.diskReadOnly(dev) {
-		if !opts.ReadOnly {
+	if (src.mapped && mappingRO) || a.diskReadOnly(dev) || src.roWhy != "" {
+		if !opts.ReadOnly && src.roWhy == "" {
 			a.tl.Logf("warn", "%s is read-only: mounting read-only", dev)
 		}
 		opts, _ = a.deps.SplitOptions(append(req.Options, "ro"))
@@ -405,7 +422,7 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 	a.mu.Unlock()
 	a.tl.Step("mount", start, "%s (%s%s) on %s%s%s", dev, in.Type, labelNote(in.Label), fsops.Mountpoint, roNote(opts.ReadOnly), fsNote(in.Type))
 	return control.MountReply{Mountpoint: fsops.Mountpoint, FSType: in.Type, Label: in.Label, UUID: in.UUID,
-		ReadOnly: opts.ReadOnly, RootUID: uid, RootGID: gid}, nil
+		ReadOnly: opts.ReadOnly, RootUID: uid, RootGID: gid, Notice: src.roWhy}, nil
 }
 
 func labelNote(l string) string {

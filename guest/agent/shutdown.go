@@ -75,9 +75,9 @@ func (a *Agent) Shutdown(ctx context.Context, req control.ShutdownRequest) (cont
 		rep.Unmounted = true
 	}
 
-	if mapper != "" {
+	if mapper != "" || len(a.stk.undo) > 0 {
 		start := a.tl.Now()
-		err := a.retry("close "+cryptsetup.MapperName, func() error { return a.crypt.Close(ctx) })
+		err := a.retry("close "+cryptsetup.MapperName, func() error { return a.closeStack(ctx) })
 		if err != nil {
 			if !req.Force {
 				a.setState(prev)

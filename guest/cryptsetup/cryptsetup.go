@@ -30,11 +30,7 @@ var Env = []string{"DM_DISABLE_UDEV=1"}
 // OpenArgs builds `cryptsetup open`; the secret is read from stdin to EOF (--key-file=-), so no
 // newline is added or stripped.
 func OpenArgs(dev string, readOnly bool) []string {
-	args := []string{"open", "--type", "luks", dev, MapperName, "--key-file=-"}
-	if readOnly {
-		args = append(args, "--readonly")
-	}
-	return args
+	return OpenArgsFor(dev, OpenOptions{ReadOnly: readOnly})
 }
 
 // CloseArgs builds `cryptsetup close`.
@@ -146,10 +142,15 @@ type Memory struct {
 // hasMagic says whether dev carries a LUKS magic: cryptsetup reports "not a valid LUKS device"
 // both for plain data and for a damaged header.
 func (t *Tool) Open(ctx context.Context, dev string, readOnly bool, secret []byte, hasMagic bool) error {
+	return t.OpenWith(ctx, dev, OpenOptions{ReadOnly: readOnly}, secret, hasMagic)
+}
+
+// OpenWith is Open with every option.
+func (t *Tool) OpenWith(ctx context.Context, dev string, o OpenOptions, secret []byte, hasMagic bool) error {
 	if len(secret) == 0 {
 		return control.Errorf(control.CodeInvalidArgument, "empty passphrase: nothing to unlock %s with", dev)
 	}
-	r, err := t.run(ctx, OpenArgs(dev, readOnly), secret)
+	r, err := t.run(ctx, OpenArgsFor(dev, o), secret)
 	if err != nil {
 		return control.Errorf(control.CodeInternal, "cannot run cryptsetup: %v", err)
 	}

@@ -42,7 +42,7 @@ func TestOpenPassesSecretOnStdinOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := rec.cmds[0]
-	want := []string{"open", "--type", "luks", "/dev/vda", MapperName, "--key-file=-", "--readonly"}
+	want := []string{"open", "--type", "luks", "/dev/vda", MapperName, "--key-file=-", "--disable-keyring", "--readonly"}
 	if c.Name != "cryptsetup" || strings.Join(c.Args, " ") != strings.Join(want, " ") {
 		t.Fatalf("argv = %s %q; want cryptsetup %q", c.Name, c.Args, want)
 	}

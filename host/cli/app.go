@@ -71,6 +71,7 @@ func (e *env) app() *ucli.App {
 			e.listCommand(),
 			e.formatCommand(),
 			e.checkCommand(),
+			e.trimCommand(), e.resizeCommand(),
 			e.versionCommand(),
 			e.doctorCommand(),
 			e.selftestCommand(),

@@ -6,11 +6,12 @@ import (
 
 func (e *env) listCommand() *ucli.Command {
 	return &ucli.Command{
-		Name:  "list",
-		Usage: "list disks and partitions that hold LUKS or Linux filesystems",
-		Flags: []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		Name:      "list",
+		Usage:     "list drives (or the given devices and image files) holding LUKS, Linux filesystems, partition tables, LVM, RAID or BitLocker",
+		ArgsUsage: "[DEVICE|IMAGE...]",
+		Flags:     []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Action: func(c *ucli.Context) error {
-			return listDisks(c.Context, e.stdout, c.Bool("json"))
+			return listDisks(c.Context, e.stdout, c.Bool("json"), c.Args().Slice())
 		},
 	}
 }

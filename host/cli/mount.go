@@ -21,6 +21,13 @@ func mountFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.StringSliceFlag{Name: "options", Aliases: []string{"o"}, Usage: "guest mount options, comma-separated: ro, noatime, subvol=...", Category: "mount"},
 		&ucli.StringFlag{Name: "key-file", Usage: "unlock with the contents of `FILE` instead of a passphrase", Category: "mount"},
+		&ucli.BoolFlag{Name: "discard", Usage: "pass TRIM through to the drive so `luksmount trim` can shrink an image (reveals which blocks are free: see README)", Category: "mount"},
+		&ucli.StringFlag{Name: "volume", Usage: "the filesystem to mount when the drive holds several: `NAME` as vg/lv, p2, md/name or a label (see `luksmount list`)", Category: "mount"},
+		&ucli.BoolFlag{Name: "allow-degraded", Usage: "assemble a RAID array that is missing members read-write (default: read-only)", Category: "mount"},
+		&ucli.BoolFlag{Name: "veracrypt", Usage: "the drive is a VeraCrypt volume (it has no signature to detect)", Category: "VeraCrypt"},
+		&ucli.BoolFlag{Name: "truecrypt", Usage: "the drive is a TrueCrypt volume", Category: "VeraCrypt"},
+		&ucli.IntFlag{Name: "pim", Usage: "VeraCrypt personal iterations multiplier `N` (if one was set)", Category: "VeraCrypt"},
+		&ucli.BoolFlag{Name: "hidden", Usage: "open the VeraCrypt/TrueCrypt hidden volume", Category: "VeraCrypt"},
 		&ucli.BoolFlag{Name: "no-mount", Usage: "serve only: print the NFS address and the command that would mount it", Category: "mount"},
 		&ucli.BoolFlag{Name: "foreground", Usage: "stay attached and stream the session log; Ctrl-C unmounts and stops", Category: "mount"},
 		&ucli.IntFlag{Name: "memory", Usage: "VM memory in `MiB` (default: sized from the LUKS key slots)", Category: "VM"},
@@ -51,7 +58,7 @@ func mountOptions(c *ucli.Context) (supervisor.Options, error) {
 	default:
 		return o, usagef("too many arguments: %s", strings.Join(c.Args().Slice()[2:], " "))
 	}
-	o.Target = absTarget(c.Args().Get(0))
+	o.Target = absTargets(c.Args().Get(0))
 	if mp := c.Args().Get(1); mp != "" {
 		o.Mountpoint = absTarget(mp + "/")
 		o.Mountpoint = strings.TrimSuffix(o.Mountpoint, "/")
@@ -65,6 +72,11 @@ func mountOptions(c *ucli.Context) (supervisor.Options, error) {
 		}
 	}
 	o.NoMount = c.Bool("no-mount")
+	o.Discard = c.Bool("discard")
+	o.Volume, o.AllowDegraded = c.String("volume"), c.Bool("allow-degraded")
+	if err := cryptOptions(c, &o); err != nil {
+		return o, err
+	}
 	o.Foreground = c.Bool("foreground")
 	if o.NoMount && o.Mountpoint != "" {
 		return o, usagef("--no-mount and a MOUNTPOINT contradict each other: give one")

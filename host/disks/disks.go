@@ -18,6 +18,7 @@ import (
 	"github.com/luksmount/luksmount/host/blockdev"
 	"github.com/luksmount/luksmount/host/diskutil"
 	"github.com/luksmount/luksmount/pkg/luksheader"
+	"github.com/luksmount/luksmount/pkg/stackprobe"
 )
 
 // Entry is one listed device. JSON keys are stable: scripts rely on them.
@@ -32,6 +33,10 @@ type Entry struct {
 	Error        string `json:"error,omitempty"`    // why the header could not be read
 	Note         string `json:"note,omitempty"`     // e.g. "opened on this host as luks-..."
 	BlockSize    int    `json:"logical_block_size"` // bytes, 0 if unknown
+	// A partition table's entries (stack.go); lvm and raid feed Groups.
+	Partitions []Partition `json:"partitions,omitempty"`
+	lvm        *stackprobe.PV
+	raid       *stackprobe.RAID
 }
 
 // Opener opens a device for reading its header.
@@ -79,7 +84,7 @@ func probe(e *Entry, path string, open Opener, hinted bool) bool {
 	case id.Kind.IsExt():
 		e.Type, e.Label, e.UUID = id.Kind.String(), id.Label, id.UUID
 	default:
-		return false
+		return probeStack(e, r, e.Size)
 	}
 	return true
 }
@@ -141,7 +146,7 @@ func FromLsblk(lsblkJSON []byte, open Opener) ([]Entry, error) {
 	var walk func(d lsblkDevice)
 	walk = func(d lsblkDevice) {
 		candidate := (d.Type == "disk" || d.Type == "part" || d.Type == "loop") &&
-			(d.FSType == "" || d.FSType == "crypto_LUKS" || strings.HasPrefix(d.FSType, "ext"))
+			(d.FSType == "" || d.FSType == "crypto_LUKS" || strings.HasPrefix(d.FSType, "ext") || stackFSType[d.FSType])
 		// A partitioned disk is listed through its partitions.
 		if d.Type == "disk" && hasPartitions(d) {
 			candidate = false
@@ -160,7 +165,7 @@ func FromLsblk(lsblkJSON []byte, open Opener) ([]Entry, error) {
 					}
 				}
 			}
-			if probe(&e, path, open, d.FSType != "") {
+			if probeDeadline(&e, path, open, d.FSType != "") {
 				if e.Type == "" {
 					e.Type = lsblkType(d.FSType)
 					e.Label, e.UUID = d.Label, d.UUID
@@ -213,7 +218,7 @@ func FromDiskutil(ctx context.Context, tool *diskutil.Tool, open Opener) ([]Entr
 		// A Linux partition type, or an unpartitioned disk macOS cannot read
 		// (how LUKS looks to it), is kept even when its header is unreadable;
 		// any other partition only if its header is LUKS or ext.
-		if probe(&e, "/dev/r"+c.DeviceIdentifier, open, c.Hinted) {
+		if probeDeadline(&e, "/dev/r"+c.DeviceIdentifier, open, c.Hinted) {
 			if e.Type == "" {
 				e.Type = darwinType(c.Content)
 			}
@@ -241,8 +246,9 @@ func WriteJSON(w io.Writer, entries []Entry) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(struct {
-		Disks []Entry `json:"disks"`
-	}{entries})
+		Disks  []Entry `json:"disks"`
+		Groups []Group `json:"groups,omitempty"` // LVM groups and RAID arrays (stack.go)
+	}{entries, Groups(entries)})
 }
 
 // WriteTable writes a human table.
@@ -272,6 +278,7 @@ func WriteTable(w io.Writer, entries []Entry) error {
 			fmt.Fprintf(w, "%s: %s\n", e.Device, e.Note)
 		}
 	}
+	writeStackTable(w, entries)
 	return nil
 }
 

@@ -99,6 +99,8 @@ type Disk struct {
 	LogicalBlockSize  int
 	PhysicalBlockSize int
 	Serial            string // virtio-blk serial (at most 20 bytes), shows up as /sys/block/vdX/serial
+	// Discard passes the guest's TRIM to the file or device (discard=unmap): opt-in, see discardOpt.
+	Discard bool
 }
 
 // ErrInvalidConfig is wrapped by every validation error, for callers that branch on it.
@@ -395,8 +397,8 @@ func (c *Config) diskArgs(i int, d Disk) []string {
 		locking = ",locking=" + l
 	}
 	a = append(a, "-blockdev", "driver="+driver+",node-name="+id+"-file,filename="+filename+
-		",read-only="+ro+",cache.direct="+direct+",cache.no-flush=off"+locking)
-	a = append(a, "-blockdev", "driver=raw,node-name="+id+",file="+id+"-file,read-only="+ro)
+		",read-only="+ro+",cache.direct="+direct+",cache.no-flush=off"+locking+discardOpt(d))
+	a = append(a, "-blockdev", "driver=raw,node-name="+id+",file="+id+"-file,read-only="+ro+discardOpt(d))
 	l, p := d.blockSizes()
 	// werror/rerror=report: an I/O error (a drive unplugged, a full host disk) goes to the guest as
 	// an error, and to QMP as BLOCK_IO_ERROR, instead of pausing the VM (werror=enospc, QEMU's

@@ -37,7 +37,7 @@ func bootVM(ctx context.Context, spec BootSpec) (Machine, error) {
 		Disks: []qemu.Disk{{
 			Path: dev.Path, HostDevice: !dev.IsImage, ReadOnly: dev.ReadOnly,
 			LogicalBlockSize: dev.LogicalBlockSize, PhysicalBlockSize: dev.PhysicalBlockSize,
-			Serial: "luksmount",
+			Serial: "luksmount", Discard: spec.Discard,
 		}},
 	}
 	vs := vm.Spec{
@@ -56,6 +56,7 @@ func bootVM(ctx context.Context, spec BootSpec) (Machine, error) {
 		invoking = &vm.User{UID: uint32(u.UID), GID: uint32(u.GID)}
 	}
 	vs.DiskFiles, vs.RunAs = vm.Unprivileged(runtime.GOOS, os.Geteuid(), invoking, dev.File, !dev.IsImage)
+	addMembers(&vs, spec, invoking)
 	v, err := vm.Start(ctx, vs)
 	if err != nil {
 		return nil, err

@@ -29,9 +29,11 @@ type BootSpec struct {
 	Device     *blockdev.Device
 	MemoryMiB  int
 	CPUs       int
-	Accel      string // "", auto, hvf, kvm, tcg
-	SessionDir string // 0700: the VM's sockets go here
-	ConsoleLog string // where the guest console is kept (next to the session log)
+	Accel      string             // "", auto, hvf, kvm, tcg
+	Discard    bool               // pass TRIM through to the drive (--discard)
+	Members    []*blockdev.Device // further devices of a multi-device target, after Device
+	SessionDir string             // 0700: the VM's sockets go here
+	ConsoleLog string             // where the guest console is kept (next to the session log)
 	OnEvent    func(control.Event)
 	OnQMPEvent func(vm.QMPEvent)                // QEMU's events (drive I/O errors)
 	Logf       func(format string, args ...any) // host-side VM steps, for the session log

@@ -34,5 +34,5 @@ func (s *sup) flushDrive() error {
 		return t.Done(fmt.Errorf("%w: cannot flush the write cache of %s (%w); do not unplug it before `sync` or a clean eject", ErrUncleanShutdown, s.dev.Path, err), "")
 	}
 	t.Done(nil, "%s", s.dev.Path)
-	return nil
+	return s.flushMembers()
 }

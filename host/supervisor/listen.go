@@ -16,8 +16,9 @@ import (
 
 // The session socket speaks one JSON request line and one JSON reply line per connection.
 type socketRequest struct {
-	Op    string `json:"op"` // "status" or "stop"
+	Op    string `json:"op"` // "status", "stop", "trim" or "resize"
 	Force bool   `json:"force,omitempty"`
+	Size  int64  `json:"size,omitempty"` // resize: the new size in bytes
 }
 
 type socketReply struct {
@@ -25,6 +26,7 @@ type socketReply struct {
 	Agent *control.StatusReply `json:"agent,omitempty"`
 	Error string               `json:"error,omitempty"`
 	Busy  bool                 `json:"busy,omitempty"` // the stop was refused: mount point busy
+	Done  string               `json:"done,omitempty"` // trim, resize: what was done, for the user
 	// Class and Code keep the error's kind across the socket, so the CLI's exit code is the
 	// one the supervisor's error maps to (see errorClasses).
 	Class string       `json:"class,omitempty"`
@@ -109,6 +111,9 @@ func (s *sup) serveSocket(ctx context.Context, c net.Conn) {
 			// the CLI then watches the session end and reports that (see RequestStop).
 			return
 		}
+	case "trim", "resize":
+		rep.Done, err = s.stackOp(ctx, req)
+		rep.setError(err)
 	default:
 		rep.Error = fmt.Sprintf("unknown request %q", req.Op)
 	}

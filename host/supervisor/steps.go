@@ -22,18 +22,21 @@ import (
 // (refusing a target a live session holds) and opens the session log.
 func (s *sup) openTarget() error {
 	o := &s.opts
-	dev, err := s.deps.Open(o.Target, o.ReadOnly())
+	dev, err := s.deps.Open(firstMember(o.Target), o.ReadOnly())
 	if err != nil {
 		return err
 	}
 	s.dev = dev
+	if err := s.openMembers(); err != nil {
+		return err
+	}
 	if s.deps.Host != nil {
 		if err := s.deps.Host.CheckNotMounted(dev); err != nil {
 			return err
 		}
 	}
 	s.sess, err = s.deps.Registry.Create(session.State{
-		Target:        dev.Path,
+		Target:        s.targetPath(),
 		State:         session.StateStarting,
 		SupervisorPid: os.Getpid(),
 		Started:       time.Now().UTC(),
@@ -66,24 +69,29 @@ func (s *sup) identify() (vmSize, error) {
 	if s.id.Err != nil {
 		return vmSize{}, t.Done(fmt.Errorf("%s: %w", dev.Path, s.id.Err), "")
 	}
+	if s.id.Kind == luksheader.KindUnknown || s.stack != nil {
+		if err := s.identifyStack(); err != nil {
+			return vmSize{}, t.Done(err, "")
+		}
+	}
 	// The guest image mounts LUKS and ext2/3/4 only; widen this with the image's filesystem modules.
 	if dev.Size == 0 {
 		return vmSize{}, t.Done(control.Errorf(control.CodeUnsupportedFS, "%s is empty (0 bytes): there is nothing to mount; check the path", dev.Path), "")
 	}
-	if s.id.Kind == luksheader.KindUnknown {
+	if s.opts.Crypt.Type == "tcrypt" && s.id.Kind != luksheader.KindUnknown {
+		return vmSize{}, t.Done(control.Errorf(control.CodeInvalidArgument, "%s holds %s, not a VeraCrypt or TrueCrypt volume: drop --veracrypt/--truecrypt", dev.Path, s.id.Kind), "")
+	}
+	if s.id.Kind == luksheader.KindUnknown && s.stack == nil && s.opts.Crypt.Type == "" {
 		return vmSize{}, t.Done(control.Errorf(control.CodeUnsupportedFS, "%s holds neither a LUKS header nor an ext2/3/4 filesystem; nothing was changed (see `luksmount list` for the drives luksmount can open)", dev.Path), "")
 	}
-	encrypted := s.id.Kind.IsLUKS()
-	kdfMiB := int64(0)
-	if encrypted {
-		kdfMiB = (int64(s.id.LUKS.MaxKDFMemoryKiB()) + 1023) / 1024
-	}
+	encrypted := s.encrypted()
+	kdfMiB := s.stackKDFMiB()
 	size := sizeForMount(kdfMiB, s.opts.MemoryMiB, s.opts.CPUs)
-	t.Done(nil, "%s, label %q, KDF needs %d MiB; VM gets %d MiB, %d CPUs", s.id.Kind, s.id.Label, kdfMiB, size.MemoryMiB, size.CPUs)
+	t.Done(nil, "%s, label %q, KDF needs %d MiB; VM gets %d MiB, %d CPUs", s.stackLabel(), s.id.Label, kdfMiB, size.MemoryMiB, size.CPUs)
 	s.update(func(st *session.State) {
 		st.Encrypted, st.MemoryMiB, st.CPUs, st.Label = encrypted, size.MemoryMiB, size.CPUs, s.id.Label
 	})
-	if encrypted {
+	if s.id.Kind.IsLUKS() && s.id.LUKS != nil {
 		s.progress("%s: LUKS%d drive%s", dev.Path, s.id.LUKS.Version, labelSuffix(s.id.Label))
 	}
 	return size, nil
@@ -107,7 +115,7 @@ func (s *sup) bootWhileAsking(ctx context.Context, size vmSize, ask bool) ([]byt
 	defer cancelBoot()
 	booted := s.startBoot(bootCtx, s.bootSpec(size, s.sess.Dir, s.deps.LogPath(s.sess.State.ID)))
 	var first []byte
-	if ask && s.id.Kind.IsLUKS() {
+	if ask && s.encrypted() {
 		s.update(func(st *session.State) { st.State = session.StateUnlocking })
 		var err error
 		first, err = s.ui.Passphrase(ctx, fmt.Sprintf("Passphrase for %s: ", s.dev.Path), 1, MaxAttempts)
@@ -144,13 +152,17 @@ func (s *sup) mountAndServe(ctx context.Context) (export, error) {
 	s.update(func(st *session.State) { st.State = session.StateMounting })
 	t := s.log.Start("guest mount")
 	mctx, cancel := context.WithTimeout(ctx, stepTimeout)
-	mr, err := s.vm.Control().Mount(mctx, control.MountRequest{Options: o.MountOptions})
+	mr, err := s.vm.Control().Mount(mctx, control.MountRequest{Options: o.MountOptions, Stack: s.stackRequest()})
 	cancel()
 	if err != nil {
 		return export{}, t.Done(fmt.Errorf("cannot mount %s: %w", s.dev.Path, err), "")
 	}
 	t.Done(nil, "%s %q at %s (ro=%v)", mr.FSType, mr.Label, mr.Mountpoint, mr.ReadOnly)
 	s.progress("mounted %s%s in %s", mr.FSType, labelSuffix(mr.Label), timelog.FormatDuration(t.Elapsed()))
+	if mr.Notice != "" {
+		s.progress("note: %s", mr.Notice)
+		s.log.Note(timelog.Host, "WARN: %s", mr.Notice)
+	}
 	label := mr.Label
 	if label == "" {
 		label = s.id.Label

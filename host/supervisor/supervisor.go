@@ -51,6 +51,13 @@ type Options struct {
 	Accel        string   `json:"accel,omitempty"` // auto, hvf, kvm, tcg
 	Owner        string   `json:"owner,omitempty"` // "", "UID:GID" or "none"
 	Foreground   bool     `json:"foreground,omitempty"`
+	Discard      bool     `json:"discard,omitempty"` // TRIM passes to the drive (dm-crypt, virtio-blk, QEMU)
+	// Volume names the filesystem of a layered drive (vg/lv, p2, md/name, a label); AllowDegraded
+	// assembles a RAID array missing members read-write.
+	Volume        string `json:"volume,omitempty"`
+	AllowDegraded bool   `json:"allow_degraded,omitempty"`
+	// Crypt is BitLocker (detected) or VeraCrypt/TrueCrypt (asked for) instead of LUKS.
+	Crypt control.Crypt `json:"crypt,omitempty"`
 
 	// The invoking user (behind sudo): NFS client identity and owner of the mount point and log.
 	UID  int  `json:"uid"`
@@ -122,6 +129,7 @@ type sup struct {
 	hostMounted      bool
 	removeMountpoint func()
 	faults           faultState // drive and filesystem faults (faults.go)
+	stack            *stackInfo // a layered or multi-device target (stack_steps.go)
 }
 
 func (s *sup) progress(format string, args ...any) {
@@ -175,7 +183,14 @@ func (s *sup) run(ctx context.Context, ready func(Result)) (err error) {
 	if err != nil {
 		return err
 	}
-	if s.id.Kind.IsLUKS() {
+	if need, err := s.needsUnlock(ctx); err != nil {
+		return err
+	} else if need {
+		if first == nil && keyFile == nil {
+			if first, err = s.askFirst(ctx); err != nil {
+				return err
+			}
+		}
 		if err := s.unlock(ctx, first, keyFile, size.MemoryMiB, size.KDFMiB); err != nil {
 			return err
 		}
@@ -211,6 +226,7 @@ func (s *sup) finish(err error) {
 	if s.dev != nil {
 		s.dev.Close()
 	}
+	s.closeMembers()
 	if s.answer != nil {
 		s.answer(err)
 	}
@@ -232,7 +248,7 @@ func (s *sup) unlock(ctx context.Context, first, keyFile []byte, mem int, kdfMiB
 		}
 		t := s.log.Start("unlock")
 		uctx, cancel := context.WithTimeout(ctx, unlockTimeout)
-		r, err := s.vm.Control().Unlock(uctx, control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile}, secret)
+		r, err := s.vm.Control().Unlock(uctx, control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile, AllowDiscards: s.opts.Discard, Stack: s.stackRequest(), Crypt: s.opts.Crypt}, secret)
 		cancel()
 		if !isKeyFile {
 			passphrase.Wipe(secret) // the first one too: run's deferred wipe is a second line of defence

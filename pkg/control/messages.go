@@ -45,11 +45,15 @@ type HelloReply struct {
 }
 
 // ProbeRequest asks what is on the VM's disks.
-type ProbeRequest struct{}
+type ProbeRequest struct {
+	Assemble bool `json:"assemble,omitempty"` // also assemble RAID and LVM and list the volumes
+	Stack
+}
 
 // ProbeReply lists each disk the agent sees, as blkid describes it.
 type ProbeReply struct {
-	Disks []Disk `json:"disks"`
+	Disks   []Disk   `json:"disks"`
+	Volumes []Volume `json:"volumes,omitempty"` // with Assemble (stack_messages.go)
 }
 
 // Disk is one block device in the guest.
@@ -77,6 +81,10 @@ type UnlockRequest struct {
 	Device   string `json:"device"`              // "" = the first LUKS disk
 	ReadOnly bool   `json:"read_only,omitempty"` // open the mapping read-only
 	KeyFile  bool   `json:"key_file,omitempty"`  // the secret is key file content, not a typed passphrase
+	// AllowDiscards passes TRIM through dm-crypt (cryptsetup --allow-discards): opt-in, see README.
+	AllowDiscards bool `json:"allow_discards,omitempty"`
+	Stack              // the volume to open and how to assemble (stack_messages.go)
+	Crypt              // BitLocker or VeraCrypt instead of LUKS (stack_messages.go)
 }
 
 // UnlockReply names the opened mapping.
@@ -88,6 +96,7 @@ type UnlockReply struct {
 type MountRequest struct {
 	Device  string   `json:"device,omitempty"`
 	Options []string `json:"options,omitempty"` // guest mount options: ro, noatime, ...
+	Stack
 }
 
 // MountReply describes the mounted filesystem.
@@ -99,6 +108,7 @@ type MountReply struct {
 	ReadOnly   bool   `json:"read_only"`
 	RootUID    uint32 `json:"root_uid"` // owner of the filesystem root
 	RootGID    uint32 `json:"root_gid"`
+	Notice     string `json:"notice,omitempty"` // why it is read-only when nobody asked (a degraded RAID)
 }
 
 // CheckRequest runs a read-only filesystem check (e2fsck -n) on an unmounted device.

@@ -1,0 +1,120 @@
+package agent
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/luksmount/luksmount/guest/command"
+	"github.com/luksmount/luksmount/pkg/control"
+)
+
+// lvmOnTwoLUKS plays two LUKS disks sharing a passphrase whose mappings are the two PVs of vg0
+// (vg0/data): what `luksmount a+b` meets for LVM across two encrypted drives.
+type lvmOnTwoLUKS struct {
+	mu     sync.Mutex
+	pass   map[string]string // disk -> its passphrase
+	open   map[string]bool   // mapping name -> open
+	active bool
+	cmds   []string
+}
+
+func (f *lvmOnTwoLUKS) Run(ctx context.Context, c command.Cmd) (command.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cmds = append(f.cmds, c.Name+" "+strings.Join(c.Args, " "))
+	switch c.Name {
+	case "blkid":
+		switch dev := c.Args[len(c.Args)-1]; {
+		case dev == "/dev/vda" || dev == "/dev/vdb":
+			return command.Result{Stdout: "TYPE=crypto_LUKS\nVERSION=2\n"}, nil
+		case strings.HasPrefix(dev, "/dev/mapper/luksmount"):
+			return command.Result{Stdout: "TYPE=LVM2_member\n"}, nil
+		case dev == "/dev/mapper/vg0-data" && f.active:
+			return command.Result{Stdout: "TYPE=ext4\nLABEL=data\n"}, nil
+		}
+		return command.Result{ExitCode: 2}, nil
+	case "cryptsetup":
+		switch c.Args[0] {
+		case "open":
+			if f.pass[c.Args[3]] != string(c.Stdin) {
+				return command.Result{ExitCode: 2, Stderr: "No key available with this passphrase.\n"}, nil
+			}
+			f.open[c.Args[4]] = true
+		case "close":
+			delete(f.open, c.Args[1])
+		}
+		return command.Result{}, nil
+	case "lvm":
+		switch c.Args[0] {
+		case "vgs":
+			missing := "0"
+			if len(f.open) < 2 {
+				missing = "1"
+			}
+			return command.Result{Stdout: `{"report":[{"vg":[{"vg_name":"vg0","pv_count":"2","vg_missing_pv_count":"` + missing + `","vg_size":"1"}]}]}`}, nil
+		case "vgchange":
+			f.active = c.Args[len(c.Args)-2] == "-ay"
+		case "lvs":
+			return command.Result{Stdout: `{"report":[{"lv":[{"vg_name":"vg0","lv_name":"data","lv_size":"1048576","lv_dm_path":"/dev/mapper/vg0-data","lv_attr":"-wi-a-----"}]}]}`}, nil
+		}
+		return command.Result{}, nil
+	}
+	return command.Result{ExitCode: 127}, nil
+}
+
+func TestOnePassphraseOpensEveryLUKSMember(t *testing.T) {
+	a, _ := newTestAgent(t)
+	f := &lvmOnTwoLUKS{pass: map[string]string{"/dev/vda": "right", "/dev/vdb": "right"}, open: map[string]bool{}}
+	a.deps.Run, a.crypt.Run = f, f
+	a.deps.Disks = func() ([]control.Disk, error) {
+		return []control.Disk{{Device: "/dev/vda", Size: 1 << 30}, {Device: "/dev/vdb", Size: 1 << 30}}, nil
+	}
+	c := client(t, a)
+	ctx := context.Background()
+	_, err := c.Unlock(ctx, control.UnlockRequest{}, []byte("wrong"))
+	wantCode(t, err, control.CodeWrongPassphrase, "a passphrase neither member takes")
+	if len(f.open) != 0 || a.State() != control.StateReady {
+		t.Fatalf("after a wrong passphrase: mappings %v, state %s", f.open, a.State())
+	}
+	if _, err := c.Unlock(ctx, control.UnlockRequest{}, []byte("right")); err != nil {
+		t.Fatal(err)
+	}
+	if !f.open["luksmount"] || !f.open["luksmount-2"] || !f.active {
+		t.Fatalf("one passphrase should open both members and activate vg0: open %v, active %v", f.open, f.active)
+	}
+	m, err := c.Mount(ctx, control.MountRequest{})
+	if err != nil || m.Label != "data" {
+		t.Fatalf("Mount = %+v, %v; want vg0/data", m, err)
+	}
+	rep, err := a.Shutdown(ctx, control.ShutdownRequest{NoPowerOff: true})
+	if err != nil || !rep.Closed || len(f.open) != 0 || f.active {
+		t.Fatalf("Shutdown = %+v, %v; open %v, vg active %v", rep, err, f.open, f.active)
+	}
+	// Deactivation comes before closing the mappings under it.
+	var order []string
+	for _, c := range f.cmds {
+		if strings.HasPrefix(c, "lvm vgchange --config") && strings.Contains(c, "-an") || strings.HasPrefix(c, "cryptsetup close") {
+			order = append(order, strings.Fields(c)[len(strings.Fields(c))-1])
+		}
+	}
+	if strings.Join(order, ",") != "vg0,luksmount-2,luksmount" {
+		t.Fatalf("teardown order %v; want vg0, luksmount-2, luksmount", order)
+	}
+}
+
+func TestMissingMemberIsRefusedBeforeActivation(t *testing.T) {
+	a, _ := newTestAgent(t)
+	f := &lvmOnTwoLUKS{pass: map[string]string{"/dev/vda": "right", "/dev/vdb": "other"}, open: map[string]bool{}}
+	a.deps.Run, a.crypt.Run = f, f
+	a.deps.Disks = func() ([]control.Disk, error) {
+		return []control.Disk{{Device: "/dev/vda", Size: 1 << 30}, {Device: "/dev/vdb", Size: 1 << 30}}, nil
+	}
+	c := client(t, a)
+	_, err := c.Unlock(context.Background(), control.UnlockRequest{}, []byte("right"))
+	wantCode(t, err, control.CodeNotFound, "vg0 with one PV still locked")
+	if !strings.Contains(err.Error(), "missing 1 of its 2") || f.active {
+		t.Fatalf("error %v, active %v", err, f.active)
+	}
+}

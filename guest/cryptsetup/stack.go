@@ -1,0 +1,183 @@
+package cryptsetup
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/luksmount/luksmount/guest/command"
+	"github.com/luksmount/luksmount/pkg/control"
+)
+
+// OpenOptions are the choices `cryptsetup open` takes from the user.
+type OpenOptions struct {
+	ReadOnly bool
+	// AllowDiscards passes TRIM through dm-crypt: the drive then shows which blocks are free.
+	AllowDiscards bool
+}
+
+// OpenArgsFor builds `cryptsetup open`. The volume key stays in the dm table rather than the
+// kernel keyring (--disable-keyring) so `cryptsetup resize` can grow the mapping without asking
+// for the passphrase again; inside the single-purpose guest both are kernel memory only root sees.
+func OpenArgsFor(dev string, o OpenOptions) []string {
+	return OpenArgsNamed(dev, MapperName, o)
+}
+
+// OpenArgsNamed is OpenArgsFor with the mapping called name (further LUKS members of a stack).
+func OpenArgsNamed(dev, name string, o OpenOptions) []string {
+	args := []string{"open", "--type", "luks", dev, name, "--key-file=-", "--disable-keyring"}
+	if o.ReadOnly {
+		args = append(args, "--readonly")
+	}
+	if o.AllowDiscards {
+		args = append(args, "--allow-discards")
+	}
+	return args
+}
+
+// ResizeArgs builds `cryptsetup resize`: the mapping grows to fill its (grown) device.
+func ResizeArgs() []string { return []string{"resize", MapperName} }
+
+// Resize grows the open mapping to its device's size.
+func (t *Tool) Resize(ctx context.Context) error {
+	r, err := t.run(ctx, ResizeArgs(), nil)
+	if err != nil {
+		return control.Errorf(control.CodeInternal, "cannot run cryptsetup: %v", err)
+	}
+	return Classify("grow the mapping "+MapperName, r, true, Memory{})
+}
+
+// OpenNamed unlocks dev as /dev/mapper/name (see Open).
+func (t *Tool) OpenNamed(ctx context.Context, dev, name string, o OpenOptions, secret []byte, hasMagic bool) error {
+	if len(secret) == 0 {
+		return control.Errorf(control.CodeInvalidArgument, "empty passphrase: nothing to unlock %s with", dev)
+	}
+	r, err := t.run(ctx, OpenArgsNamed(dev, name, o), secret)
+	if err != nil {
+		return control.Errorf(control.CodeInternal, "cannot run cryptsetup: %v", err)
+	}
+	return Classify("unlock "+dev, r, hasMagic, t.memory(ctx, r, dev))
+}
+
+// CloseNamed closes /dev/mapper/name.
+func (t *Tool) CloseNamed(ctx context.Context, name string) error {
+	r, err := t.run(ctx, []string{"close", name}, nil)
+	if err != nil {
+		return control.Errorf(control.CodeInternal, "cannot run cryptsetup: %v", err)
+	}
+	return Classify("close "+name, r, true, Memory{})
+}
+
+// OtherOpenArgs builds `cryptsetup open` for BitLocker (bitlk) and VeraCrypt/TrueCrypt (tcrypt).
+// The passphrase (or BitLocker recovery key) comes on stdin, as for LUKS.
+func OtherOpenArgs(dev string, c control.Crypt, o OpenOptions) ([]string, error) {
+	var args []string
+	switch c.Type {
+	case "bitlk":
+		if c.PIM != 0 || c.Hidden || c.TrueCrypt {
+			return nil, control.Errorf(control.CodeInvalidArgument, "--pim, --hidden and --truecrypt apply to VeraCrypt/TrueCrypt volumes, not BitLocker")
+		}
+		args = []string{"open", "--type", "bitlk", dev, MapperName, "--key-file=-"}
+	case "tcrypt":
+		// For tcrypt --key-file names VeraCrypt keyfiles; the password is read from stdin (to
+		// EOF or a newline) when stdin is not a terminal.
+		args = []string{"open", "--type", "tcrypt", dev, MapperName}
+		if !c.TrueCrypt {
+			args = append(args, "--veracrypt")
+		}
+		if c.PIM < 0 || (c.PIM > 0 && c.TrueCrypt) {
+			return nil, control.Errorf(control.CodeInvalidArgument, "a PIM is a positive number and only VeraCrypt has one")
+		}
+		if c.PIM > 0 {
+			args = append(args, "--veracrypt-pim="+itoa(c.PIM))
+		}
+		if c.Hidden {
+			args = append(args, "--tcrypt-hidden")
+		}
+	default:
+		return nil, control.Errorf(control.CodeInvalidArgument, "unknown container type %q: use bitlk or tcrypt", c.Type)
+	}
+	if o.ReadOnly {
+		args = append(args, "--readonly")
+	}
+	if o.AllowDiscards {
+		args = append(args, "--allow-discards")
+	}
+	return args, nil
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// OpenOther unlocks a BitLocker or VeraCrypt/TrueCrypt device as MapperPath. Its errors never
+// send the user to luksHeaderRestore: these are not LUKS headers.
+func (t *Tool) OpenOther(ctx context.Context, dev string, c control.Crypt, o OpenOptions, secret []byte) error {
+	args, err := OtherOpenArgs(dev, c, o)
+	if err != nil {
+		return err
+	}
+	if len(secret) == 0 {
+		return control.Errorf(control.CodeInvalidArgument, "empty passphrase: nothing to unlock %s with", dev)
+	}
+	r, err := t.run(ctx, args, secret)
+	if err != nil {
+		return control.Errorf(control.CodeInternal, "cannot run cryptsetup: %v", err)
+	}
+	return classifyOther(dev, c, r, t.memory(ctx, r, ""))
+}
+
+// classifyOther maps cryptsetup's bitlk/tcrypt failures. tcrypt cannot tell a wrong password
+// from a device that is no VeraCrypt volume at all (nothing on disk is unencrypted), so both
+// get the same answer, saying so; PIM and hidden are part of what to check.
+func classifyOther(dev string, c control.Crypt, r command.Result, mem Memory) error {
+	if r.ExitCode == 0 && r.Signal == "" {
+		return nil
+	}
+	low := strings.ToLower(r.Stderr)
+	name := "BitLocker"
+	if c.Type == "tcrypt" {
+		name = "VeraCrypt"
+		if c.TrueCrypt {
+			name = "TrueCrypt"
+		}
+	}
+	e := func(code control.Code, format string, args ...any) error {
+		ce := control.Errorf(code, format, args...)
+		ce.Detail = strings.TrimSpace(r.Stderr)
+		return ce
+	}
+	switch {
+	case c.Type == "tcrypt" && (r.ExitCode == exitNoPerm || strings.Contains(low, "no device header detected") || strings.Contains(low, "no key available")):
+		return e(control.CodeWrongPassphrase, "cannot unlock %s: the password%s did not open it as a %s volume; check the password%s (or that it is a %s volume at all)",
+			dev, pimNote(c), name, pimHint(c), name)
+	case strings.Contains(low, "no key available with this passphrase") || r.ExitCode == exitNoPerm:
+		return e(control.CodeWrongPassphrase, "cannot unlock %s: neither its BitLocker password nor its recovery key matches; check it and try again", dev)
+	case isOOM(r):
+		return e(control.CodeOutOfMemory, "cannot unlock %s: %s", dev, memoryAdvice(mem))
+	case strings.Contains(low, "not a valid") || strings.Contains(low, "failed to read") || strings.Contains(low, "signature"):
+		return e(control.CodeCorruptHeader, "cannot unlock %s: its %s metadata cannot be read (%s); open it in Windows to check it (nothing was changed)", dev, name, lastLine(r.Stderr))
+	case strings.Contains(low, "not supported") || strings.Contains(low, "unsupported") || unsupportedAlgorithm(r.Stderr) != "":
+		return e(control.CodeUnsupportedCrypto, "cannot unlock %s: it uses a %s feature luksmount's guest cannot open (%s); nothing was changed", dev, name, lastLine(r.Stderr))
+	case strings.Contains(low, "header") || strings.Contains(low, "metadata"):
+		return e(control.CodeCorruptHeader, "cannot unlock %s: its %s metadata cannot be read (%s); open it in Windows to check it (nothing was changed)", dev, name, lastLine(r.Stderr))
+	case strings.Contains(low, "input/output error"):
+		return e(control.CodeIOError, "cannot unlock %s: the disk returned I/O errors (%s)", dev, lastLine(r.Stderr))
+	}
+	return e(control.CodeInternal, "cannot unlock %s as %s: cryptsetup exited with %d: %s", dev, name, r.ExitCode, lastLine(r.Stderr))
+}
+
+func pimNote(c control.Crypt) string {
+	if c.PIM > 0 {
+		return " and PIM"
+	}
+	return ""
+}
+
+func pimHint(c control.Crypt) string {
+	switch {
+	case c.Hidden:
+		return ", the PIM (--pim) and that a hidden volume exists"
+	case !c.TrueCrypt:
+		return ", the PIM if you set one (--pim), --hidden for a hidden volume"
+	}
+	return ""
+}
