@@ -38,12 +38,17 @@ type fakeGuest struct {
 
 func startFakeGuest(t *testing.T, socket string) *fakeGuest {
 	t.Helper()
+	return startFakeGuestMTU(t, socket, DefaultMTU)
+}
+
+func startFakeGuestMTU(t *testing.T, socket string, mtu uint32) *fakeGuest {
+	t.Helper()
 	conn, err := net.Dial("unix", socket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mac, _ := net.ParseMAC(GuestMAC)
-	ep := channel.New(256, DefaultMTU, tcpip.LinkAddress(mac))
+	ep := channel.New(256, mtu, tcpip.LinkAddress(mac))
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
@@ -284,6 +289,9 @@ func TestStartErrors(t *testing.T) {
 	for _, cfg := range []Config{
 		{},
 		{SocketPath: "/x", MTU: 100},
+		{SocketPath: "/x", MTU: MaxMTU + 1},
+		{SocketPath: "/x", ExtraPorts: []int{NFSPort}},
+		{SocketPath: "/x", ExtraPorts: []int{0}},
 		{SocketPath: "/x", GuestPort: 70000},
 		{SocketPath: "/nonexistent-dir/net.sock"},
 	} {
@@ -338,4 +346,35 @@ func hostAddress(t *testing.T) string {
 	}
 	t.Fatal("this machine has no non-loopback IPv4 address to test against")
 	return ""
+}
+
+// Extra ports get their own forward, the filter passes their replies, and a jumbo MTU carries
+// the stream in frames far larger than Ethernet's.
+func TestExtraPortsAndJumboMTU(t *testing.T) {
+	n := startNetwork(t, Config{MTU: MaxMTU, ExtraPorts: []int{32767}})
+	g := startFakeGuestMTU(t, n.cfg.SocketPath, MaxMTU)
+	g.echoServer(t, NFSPort)
+	g.echoServer(t, 32767)
+	if n.ForwardAddr(NFSPort).String() != n.Addr().String() || n.ForwardAddr(1234) != nil {
+		t.Fatalf("ForwardAddr: %v %v", n.ForwardAddr(NFSPort), n.ForwardAddr(1234))
+	}
+	for _, p := range []int{NFSPort, 32767} {
+		c, err := net.Dial("tcp", n.ForwardAddr(p).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := make([]byte, 1<<20)
+		rand.Read(data)
+		go func() { c.Write(data); c.(*net.TCPConn).CloseWrite() }()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("port %d: echo returned %d of %d bytes (%v)", p, len(got), len(data), err)
+		}
+	}
+	sent, _ := n.Stats()
+	if sent == 0 {
+		t.Error("no bytes counted towards the guest")
+	}
 }

@@ -1,0 +1,5 @@
+package vnet
+
+// defaultMTU: see DefaultMTU. Measured by `make bench` (network path rows, TCG, 2-core host shared
+// with other VMs): filled in from the bench run that chose it.
+const defaultMTU = 1500
