@@ -64,8 +64,8 @@ type Config struct {
 	MAC           string // guest NIC MAC; "" = GuestMAC
 	// NetMTU, if set, is offered to the guest through virtio-net's host_mtu (VIRTIO_NET_F_MTU: the
 	// guest driver starts the link at it, no guest configuration needed). host/vnet's MTU.
-	NetMTU int
-	QMPSocket     string // unix socket QEMU listens on for QMP ("" = no QMP)
+	NetMTU    int
+	QMPSocket string // unix socket QEMU listens on for QMP ("" = no QMP)
 	// EventSocket is a second QMP monitor that host/vm keeps connected to read events
 	// (BLOCK_IO_ERROR) while QMPSocket stays free for commands ("" = none).
 	EventSocket string

@@ -26,20 +26,20 @@ import (
 // guest claims (fixed upstream after v0.8.9).
 type filterConn struct {
 	net.Conn
-	r         *bufio.Reader
-	maxFrame  int
-	served    []uint16
-	pending   []byte // framed, allowed frames not yet returned by Read
-	hdr       [4]byte
-	dropped   atomic.Uint64
+	r        *bufio.Reader
+	maxFrame int
+	served   []uint16
+	pending  []byte // framed, allowed frames not yet returned by Read
+	hdr      [4]byte
+	dropped  atomic.Uint64
 }
 
 func newFilterConn(c net.Conn, mtu int, served []uint16) *filterConn {
 	return &filterConn{
-		Conn:      c,
-		r:         bufio.NewReaderSize(c, 64*1024),
-		maxFrame:  mtu + 14 + 4, // Ethernet header and a VLAN tag
-		served:    served,
+		Conn:     c,
+		r:        bufio.NewReaderSize(c, 64*1024),
+		maxFrame: mtu + 14 + 4, // Ethernet header and a VLAN tag
+		served:   served,
 	}
 }
 

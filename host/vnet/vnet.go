@@ -66,8 +66,8 @@ type Config struct {
 type Network struct {
 	cfg   Config
 	vn    *virtualnetwork.VirtualNetwork
-	sock  net.Listener // QEMU's side; closed after the first connection
-	fwd   net.Listener // the user's side, to GuestPort
+	sock  net.Listener         // QEMU's side; closed after the first connection
+	fwd   net.Listener         // the user's side, to GuestPort
 	extra map[int]net.Listener // ExtraPorts' forwards, by guest port
 	ctx   context.Context
 	stop  context.CancelFunc
