@@ -74,12 +74,13 @@ func (s *sup) identify() (vmSize, error) {
 		return vmSize{}, t.Done(control.Errorf(control.CodeUnsupportedFS, "%s holds neither a LUKS header nor an ext2/3/4 filesystem; nothing was changed (see `luksmount list` for the drives luksmount can open)", dev.Path), "")
 	}
 	encrypted := s.id.Kind.IsLUKS()
-	kdfMiB := int64(0)
+	kdfMiB, lanes := int64(0), 0
 	if encrypted {
 		kdfMiB = (int64(s.id.LUKS.MaxKDFMemoryKiB()) + 1023) / 1024
+		_, lanes = KDFNeeds(s.id.LUKS)
 	}
-	size := sizeForMount(kdfMiB, s.opts.MemoryMiB, s.opts.CPUs)
-	t.Done(nil, "%s, label %q, KDF needs %d MiB; VM gets %d MiB, %d CPUs", s.id.Kind, s.id.Label, kdfMiB, size.MemoryMiB, size.CPUs)
+	size := sizeForMount(kdfMiB, lanes, s.opts.MemoryMiB, s.opts.CPUs)
+	t.Done(nil, "%s, label %q, KDF needs %d MiB in %d lanes; VM gets %d MiB, %d CPUs", s.id.Kind, s.id.Label, kdfMiB, lanes, size.MemoryMiB, size.CPUs)
 	s.update(func(st *session.State) {
 		st.Encrypted, st.MemoryMiB, st.CPUs, st.Label = encrypted, size.MemoryMiB, size.CPUs, s.id.Label
 	})
