@@ -95,13 +95,14 @@ func StreamServer() error {
 			if err != nil {
 				return
 			}
-			go stream(c)
+			go ServeStream(c)
 		}
 	}()
 	return nil
 }
 
-func stream(c net.Conn) {
+// ServeStream serves one stream connection (see guestspec.StreamPort).
+func ServeStream(c net.Conn) {
 	defer c.Close()
 	var cmd [9]byte
 	if _, err := io.ReadFull(c, cmd[:1]); err != nil {

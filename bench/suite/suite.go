@@ -6,13 +6,16 @@ package suite
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,8 +23,15 @@ import (
 	"github.com/luksmount/luksmount/bench/loopback"
 	"github.com/luksmount/luksmount/bench/vmbench"
 	"github.com/luksmount/luksmount/bench/workload"
+	"github.com/luksmount/luksmount/host/qemu"
+	"github.com/luksmount/luksmount/host/supervisor"
+	"github.com/luksmount/luksmount/host/vnet"
+	"github.com/luksmount/luksmount/pkg/luksheader"
 	"github.com/luksmount/luksmount/test/libnfs"
 )
+
+// parts are the -only names, in run order.
+var parts = []string{"net", "ours", "nfsd", "ours-user", "nfsd-user", "local", "latency", "loopback", "scale"}
 
 // passphrase unlocks only the benchmark's throwaway disk image.
 const passphrase = "luksmount bench passphrase"
@@ -43,6 +53,8 @@ type Options struct {
 	Only        map[string]bool // parts to run; empty = all
 	Machine     vmbench.Machine
 	ClientLimit time.Duration
+	NetBytes    int64
+	MTUs        []int
 }
 
 // Report is everything measured; it is also the JSON file.
@@ -54,7 +66,10 @@ type Report struct {
 	Errors   []string                     `json:"errors,omitempty"`
 	Images   map[string]int64             `json:"image_bytes,omitempty"`
 	Latency  *Latency                     `json:"mount_latency,omitempty"`
-	Through  map[string][]workload.Result `json:"throughput,omitempty"` // ours, nfsd, local
+	Through  map[string][]workload.Result `json:"throughput,omitempty"` // by configuration: see the config* names
+	Net      []vmbench.StreamResult       `json:"network_path,omitempty"`
+	Unlock   *Unlock                      `json:"unlock,omitempty"`
+	Profiles []string                     `json:"profiles,omitempty"`
 	Loop     []loopback.SeqResult         `json:"loopback_parallel,omitempty"`
 	Foot     *vmbench.Footprint           `json:"footprint,omitempty"`
 	NFSDMem  int64                        `json:"nfsd_guest_mem_used_kib,omitempty"`
@@ -62,6 +77,28 @@ type Report struct {
 	Scale    []loopback.ScaleResult       `json:"scale_getattr,omitempty"`
 	List     []loopback.ListResult        `json:"scale_listing,omitempty"`
 	Steps    map[string]float64           `json:"phase_seconds"`
+}
+
+// The throughput configurations: server x path. Every one is driven by the same client VM,
+// through its own QEMU user network to the host's 127.0.0.1.
+const (
+	configOursVnet = "ours vnet"
+	configNFSDVnet = "nfsd vnet"
+	configOursUser = "ours user"
+	configNFSDUser = "nfsd user"
+	configLocal    = "local"
+)
+
+// Unlock is 10.4's row: our unlock next to cryptsetup's own figures in the same guest.
+type Unlock struct {
+	Keyslot       string  `json:"keyslot"` // the bench disk's keyslot KDF, from its header
+	Lanes         int     `json:"lanes"`
+	VCPUs         int     `json:"vcpus"`           // the server VMs' vCPUs (product sizing: one per lane, capped at the host's cores)
+	SizedMemory   int     `json:"sized_memory"`    // what the product would give this keyslot (MiB)
+	OursUnlock    float64 `json:"ours_unlock"`     // the agent's unlock request, median of the boots
+	TestPass      float64 `json:"test_passphrase"` // cryptsetup open --test-passphrase in the nfsd guest
+	BenchLine     string  `json:"cryptsetup_benchmark"`
+	BenchEstimate float64 `json:"cryptsetup_benchmark_estimate"` // seconds for the keyslot's cost, from BenchLine
 }
 
 // Latency is the mount latency of ours over several boots.
@@ -87,10 +124,13 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.ScaleFiles, "scale-files", 1000000, "files looked up for the flat-GETATTR check")
 	fs.IntVar(&o.ListFiles, "list-files", 100000, "entries in the listed directory")
 	fs.DurationVar(&o.ScaleLimit, "scale-limit", 90*time.Second, "time limit for each server's lookups in the scale part")
-	fs.DurationVar(&o.Idle, "idle", 30*time.Second, "idle window for the CPU footprint")
-	only := fs.String("only", "", "comma-separated parts to run: loopback,scale,ours,latency,nfsd,local (default all)")
+	fs.DurationVar(&o.Idle, "idle", 60*time.Second, "idle window for the CPU footprint of a mounted session")
+	only := fs.String("only", "", "comma-separated parts to run: "+strings.Join(parts, ",")+" (default all)")
+	full := fs.Bool("full", false, "the issue's sizes: -seq-mib 1024 -files 10000 (about an hour more under TCG)")
 	fs.IntVar(&o.Machine.MemoryMiB, "memory", 1024, "server VM memory (MiB), ours and nfsd alike")
-	fs.IntVar(&o.Machine.CPUs, "cpus", 2, "server VM vCPUs, ours and nfsd alike")
+	fs.IntVar(&o.Machine.CPUs, "cpus", 0, "server VM vCPUs, ours and nfsd alike (0 = as the product sizes the bench disk's keyslot)")
+	netMiB := fs.Int("net-mib", 128, "bytes streamed each way per network-path row (MiB)")
+	mtus := fs.String("mtus", "1500,9000,65520", "link MTUs of the network-path rows")
 	fs.DurationVar(&o.ClientLimit, "client-timeout", 12*time.Minute, "limit for one client VM workload")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -98,11 +138,22 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	o.Only = map[string]bool{}
 	for _, p := range strings.Split(*only, ",") {
 		if p = strings.TrimSpace(p); p != "" {
-			if !strings.Contains(",loopback,scale,ours,latency,nfsd,local,", ","+p+",") {
-				return fmt.Errorf("unknown part %q in -only (want loopback, scale, ours, latency, nfsd or local)", p)
+			if !slices.Contains(parts, p) {
+				return fmt.Errorf("unknown part %q in -only (want one of %s)", p, strings.Join(parts, ", "))
 			}
 			o.Only[p] = true
 		}
+	}
+	for _, m := range strings.Split(*mtus, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(m))
+		if err != nil || v < 576 || v > vnet.MaxMTU {
+			return fmt.Errorf("bad MTU %q in -mtus (want 576-%d)", m, vnet.MaxMTU)
+		}
+		o.MTUs = append(o.MTUs, v)
+	}
+	o.NetBytes = int64(*netMiB) << 20
+	if *full {
+		*seqMiB, o.Workload.SmallFiles = 1024, 10000
 	}
 	o.Workload.SeqBytes = int64(*seqMiB) << 20
 	o.Workload.ReqSize = 1 << 20
@@ -171,10 +222,11 @@ func run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 		Settings: map[string]any{
 			"runs": o.Runs, "disk_gib": o.DiskGiB, "workload": o.Workload.WithDefaults(), "loop_bytes": int64(o.LoopMiB) << 20,
 			"depths": o.Depths, "scale_files": o.ScaleFiles, "list_files": o.ListFiles, "idle_seconds": o.Idle.Seconds(),
-			"server_vm": o.Machine, "kdf": vmbench.KDF,
+			"server_vm": o.Machine, "kdf": vmbench.KDF, "mtus": o.MTUs, "net_bytes": o.NetBytes, "vnet_default_mtu": vnet.DefaultMTU,
 		},
 		Notes: []string{
-			"ours reaches the guest through gvproxy (in-process, host/vnet) on a 127.0.0.1 forward; nfsd through QEMU user networking (slirp) hostfwd on 127.0.0.1; the client VM reaches both through its own slirp as 10.0.2.2",
+			"one run on a 2-core host SHARED with other developers' VMs (load varies during the run): compare ratios within the run, not absolute figures",
+			"paths: vnet = gvproxy in the bench process (host/vnet, as the product) with a 127.0.0.1 forward; user = QEMU user networking (slirp) with hostfwd on 127.0.0.1; ours and nfsd run behind each at the same MTU; the client VM reaches every server through its own slirp as 10.0.2.2",
 			"nfsd exports with sync (rw,sync,no_root_squash,insecure,no_subtree_check): acknowledged means on disk, as ours promises; NFSv3 over TCP, 8 nfsd threads",
 			"both server VMs: q35, TCG, same vCPUs and memory, virtio-blk with the host page cache and guest flushes honoured",
 			"reads: the reading guest drops its caches first (client VM for ours/nfsd, the server guest for local); the server guest's page cache is NOT dropped for ours/nfsd",
@@ -201,6 +253,9 @@ func run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	}
 	defer os.RemoveAll(tmp)
 
+	if o.want("net") || o.want("ours") || o.want("latency") || o.want("nfsd") || o.want("local") || o.want("ours-user") || o.want("nfsd-user") {
+		vms(ctx, o, rep, logf, phase)
+	}
 	if o.want("loopback") {
 		phase("loopback parallel", func() error {
 			r, err := loopback.Parallel(ctx, loopback.ParallelConfig{Dir: tmp, Size: int64(o.LoopMiB) << 20, Req: 1 << 20, Depths: o.Depths})
@@ -210,9 +265,6 @@ func run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	}
 	if o.want("scale") {
 		phase("scale", func() error { return scale(ctx, o, tmp, rep, logf) })
-	}
-	if o.want("ours") || o.want("latency") || o.want("nfsd") || o.want("local") {
-		vms(ctx, o, rep, logf, phase)
 	}
 	rep.Steps["total"] = time.Since(start).Seconds()
 	return rep, nil
@@ -288,6 +340,30 @@ func vms(ctx context.Context, o Options, rep *Report, logf func(string, ...any),
 		return
 	}
 	rep.Images = im.Sizes()
+	m := o.Machine
+	if o.want("net") {
+		phase("network path: TCP stream each way, vnet and user net, per MTU", func() error {
+			nm := m
+			nm.CPUs = max(nm.CPUs, 2)
+			var errs []error
+			for _, user := range []bool{false, true} {
+				for _, mtu := range o.MTUs {
+					n := vmbench.Net{User: user, MTU: mtu}
+					up, down, err := vmbench.NetPath(ctx, im, filepath.Join(o.Out, "net"), nm, n, o.NetBytes)
+					if err != nil {
+						errs = append(errs, fmt.Errorf("%s: %w", n.Name(), err))
+						continue
+					}
+					logf("  %s: host->guest %.0f MB/s, guest->host %.0f MB/s", n.Name(), up.MBps, down.MBps)
+					rep.Net = append(rep.Net, up, down)
+				}
+			}
+			return errors.Join(errs...)
+		})
+	}
+	if !(o.want("ours") || o.want("latency") || o.want("nfsd") || o.want("local") || o.want("ours-user") || o.want("nfsd-user")) {
+		return
+	}
 	disk := filepath.Join(o.Out, "disk.img")
 	pass := []byte(passphrase)
 	ok = false
@@ -302,7 +378,9 @@ func vms(ctx context.Context, o Options, rep *Report, logf func(string, ...any),
 		if err != nil {
 			return err
 		}
-		err = vmbench.FormatDisk(ctx, im, disk, o.Machine, pass, logf)
+		// As the product formats: 2 vCPUs (cryptsetup gives the keyslot one lane per CPU, up to 4).
+		fm := vmbench.Machine{MemoryMiB: max(m.MemoryMiB, qemu.MemoryForFormat(int64(vmbench.KDF.PBKDFMemoryKiB>>10))), CPUs: 2}
+		err = vmbench.FormatDisk(ctx, im, disk, fm, pass, logf)
 		ok = err == nil
 		return err
 	})
@@ -310,26 +388,129 @@ func vms(ctx context.Context, o Options, rep *Report, logf func(string, ...any),
 		return
 	}
 	defer os.Remove(disk)
+	ul, err := keyslot(disk)
+	if err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+		return
+	}
+	rep.Unlock = ul
+	if m.CPUs == 0 {
+		m.CPUs = ul.VCPUs // the product's sizing: one vCPU per lane, capped at the host's cores
+	}
+	ul.VCPUs = m.CPUs
+	rep.Settings["server_vm"] = m
 	lat := &Latency{NFSDSteps: map[string]float64{}}
 	rep.Latency = lat
-	if o.want("ours") {
-		phase("ours: boot, footprint, client VM workload", func() error {
-			s, err := vmbench.BootOurs(ctx, im, disk, o.Machine, pass, logf)
+	vnetPath, userPath := vmbench.Net{}, vmbench.Net{User: true}
+	oursRun := func(config string, n vmbench.Net, footprint bool) func() error {
+		return func() error {
+			s, err := vmbench.BootOurs(ctx, im, disk, m, pass, n, logf)
 			if err != nil {
 				return err
 			}
 			lat.Runs = append(lat.Runs, s.Steps)
 			lat.Totals = append(lat.Totals, s.Total)
-			f, err := s.Footprint(ctx, o.Idle)
-			if err == nil {
+			if footprint {
+				f, ferr := s.Footprint(ctx, o.Idle)
+				if ferr != nil {
+					s.Stop(ctx)
+					return ferr
+				}
 				rep.Foot = &f
-				_, port := splitPort(s.VM.NFSAddr())
-				var lines vmbench.Lines
-				lines, err = vmbench.ClientRun(ctx, im, filepath.Join(o.Out, "client-ours"), "/", port, port, o.Workload, o.ClientLimit)
-				rep.Through["ours"] = lines.Results()
+			}
+			tag := strings.ReplaceAll(config, " ", "-")
+			prof := filepath.Join(o.Out, "agent-cpu-"+tag+".pprof")
+			stop, perr := s.CPUProfile(prof)
+			if perr != nil {
+				logf("  no CPU profile: %v", perr)
+			}
+			_, port := splitPort(s.VM.NFSAddr())
+			lines, err := vmbench.ClientRun(ctx, im, filepath.Join(o.Out, "client-"+tag), "/", port, port, o.Workload, o.ClientLimit)
+			rep.Through[config] = lines.Results()
+			if stop != nil {
+				if perr := stop(); perr != nil {
+					logf("  %v", perr)
+				} else {
+					rep.Profiles = append(rep.Profiles, prof)
+				}
+				heap := filepath.Join(o.Out, "agent-heap-"+tag+".pprof")
+				if perr := s.HeapProfile(heap); perr == nil {
+					rep.Profiles = append(rep.Profiles, heap)
+				}
 			}
 			if serr := s.Stop(ctx); serr != nil && err == nil {
 				err = fmt.Errorf("shutdown: %w", serr)
+			}
+			return err
+		}
+	}
+	nfsdRun := func(config string, n vmbench.Net, kdf bool) func() error {
+		return func() error {
+			spec := vmbench.NFSDSpec{Dir: filepath.Join(o.Out, "nfsd"), Disk: disk, Machine: m, Net: n, Pass: pass,
+				Config: guestspec.Config{Mode: guestspec.ModeNFSD, Workload: o.Workload}}
+			if kdf {
+				spec.Config.KDFBench = &guestspec.KDFBench{PBKDF: vmbench.KDF.PBKDF, MemoryKiB: vmbench.KDF.PBKDFMemoryKiB, Parallel: ul.Lanes, IterTimeMS: 2000}
+			}
+			nd, err := vmbench.StartNFSDBooted(ctx, im, spec, logf)
+			if err != nil {
+				return err
+			}
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			ready, err := nd.WaitReady(rctx)
+			cancel()
+			if err == nil {
+				rep.NFSDMem = ready.MemUsedKiB
+				var lines vmbench.Lines
+				lines, err = vmbench.ClientRun(ctx, im, filepath.Join(o.Out, "client-"+strings.ReplaceAll(config, " ", "-")), vmbench.NFSDExport, nd.NFSPort, nd.MountPort, o.Workload, o.ClientLimit)
+				rep.Through[config] = lines.Results()
+			}
+			lines, serr := nd.Stop(ctx)
+			if kdf {
+				for _, s := range []string{"kdf", "unlock", "mount", "network", "nfs", "modules"} {
+					lat.NFSDSteps[s] = lines.Step(s)
+				}
+				lat.KDF = lines.Step("kdf")
+				ul.TestPass = lat.KDF
+				for _, l := range lines {
+					if l.Kind == "kdf-bench" {
+						ul.BenchLine = l.Text
+						ul.BenchEstimate = kdfEstimate(l.Text, vmbench.KDF.PBKDFForceIterations, vmbench.KDF.PBKDFMemoryKiB)
+					}
+				}
+			}
+			if serr != nil && err == nil {
+				err = serr
+			}
+			return err
+		}
+	}
+	if o.want("ours") {
+		phase("ours vnet: boot, idle footprint, client VM workload, agent CPU profile", oursRun(configOursVnet, vnetPath, true))
+	}
+	if o.want("nfsd") {
+		phase("nfsd vnet: kernel nfsd guest (+ cryptsetup benchmark) + client VM workload", nfsdRun(configNFSDVnet, vnetPath, true))
+	}
+	if o.want("ours-user") {
+		phase("ours user net: boot, client VM workload", oursRun(configOursUser, userPath, false))
+	}
+	if o.want("nfsd-user") {
+		phase("nfsd user net: kernel nfsd guest + client VM workload", nfsdRun(configNFSDUser, userPath, false))
+	}
+	if o.want("local") {
+		phase("local: workload inside the nfsd guest on the mount", func() error {
+			n, err := vmbench.StartNFSDBooted(ctx, im, vmbench.NFSDSpec{Dir: filepath.Join(o.Out, "local"), Disk: disk, Machine: m, Pass: pass,
+				Config: guestspec.Config{Mode: guestspec.ModeLocal, Workload: o.Workload}}, logf)
+			if err != nil {
+				return err
+			}
+			lctx, cancel := context.WithTimeout(ctx, o.ClientLimit)
+			defer cancel()
+			lines, err := n.Wait(lctx)
+			rep.Through[configLocal] = lines.Results()
+			for _, l := range lines {
+				if l.Kind == "ready" {
+					rep.LocalMem = l.MemUsedKiB
+				}
 			}
 			return err
 		})
@@ -337,7 +518,7 @@ func vms(ctx context.Context, o Options, rep *Report, logf func(string, ...any),
 	if o.want("latency") {
 		phase("ours: mount latency boots", func() error {
 			for i := len(lat.Runs); i < o.Runs; i++ {
-				s, err := vmbench.BootOurs(ctx, im, disk, o.Machine, pass, logf)
+				s, err := vmbench.BootOurs(ctx, im, disk, m, pass, vnetPath, logf)
 				if err != nil {
 					return err
 				}
@@ -351,50 +532,51 @@ func vms(ctx context.Context, o Options, rep *Report, logf func(string, ...any),
 			return nil
 		})
 	}
-	if o.want("nfsd") {
-		phase("nfsd: kernel nfsd guest + client VM workload", func() error {
-			n, err := vmbench.StartNFSDBooted(ctx, im, disk, filepath.Join(o.Out, "nfsd"), o.Machine, pass, guestspec.ModeNFSD, o.Workload, logf)
-			if err != nil {
-				return err
+	var unlocks []float64
+	for _, run := range lat.Runs {
+		for _, s := range run {
+			if s.Name == "unlock" {
+				unlocks = append(unlocks, s.Seconds)
 			}
-			rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-			ready, err := n.WaitReady(rctx)
-			cancel()
-			if err == nil {
-				rep.NFSDMem = ready.MemUsedKiB
-				var lines vmbench.Lines
-				lines, err = vmbench.ClientRun(ctx, im, filepath.Join(o.Out, "client-nfsd"), vmbench.NFSDExport, n.NFSPort, n.MountPort, o.Workload, o.ClientLimit)
-				rep.Through["nfsd"] = lines.Results()
-			}
-			lines, serr := n.Stop(ctx)
-			for _, s := range []string{"kdf", "unlock", "mount", "network", "nfs", "modules"} {
-				lat.NFSDSteps[s] = lines.Step(s)
-			}
-			lat.KDF = lines.Step("kdf")
-			if serr != nil && err == nil {
-				err = serr
-			}
-			return err
-		})
+		}
 	}
-	if o.want("local") {
-		phase("local: workload inside the nfsd guest on the mount", func() error {
-			n, err := vmbench.StartNFSDBooted(ctx, im, disk, filepath.Join(o.Out, "local"), o.Machine, pass, guestspec.ModeLocal, o.Workload, logf)
-			if err != nil {
-				return err
-			}
-			lctx, cancel := context.WithTimeout(ctx, o.ClientLimit)
-			defer cancel()
-			lines, err := n.Wait(lctx)
-			rep.Through["local"] = lines.Results()
-			for _, l := range lines {
-				if l.Kind == "ready" {
-					rep.LocalMem = l.MemUsedKiB
-				}
-			}
-			return err
-		})
+	ul.OursUnlock = median(unlocks)
+}
+
+// keyslot reads the bench disk's header: its keyslot's KDF and the product's VM size for it.
+func keyslot(disk string) (*Unlock, error) {
+	f, err := os.Open(disk)
+	if err != nil {
+		return nil, err
 	}
+	defer f.Close()
+	h, err := luksheader.Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("bench disk header: %w", err)
+	}
+	ks := h.ActiveKeyslots()
+	if len(ks) == 0 {
+		return nil, fmt.Errorf("bench disk has no active keyslot")
+	}
+	k := ks[0].KDF
+	mem, cpus := supervisor.SizeForUnlock(h)
+	return &Unlock{
+		Keyslot: fmt.Sprintf("%s, %d MiB, %d iterations, %d lanes", k.Type, k.MemoryKiB>>10, k.Time, k.CPUs),
+		Lanes:   k.CPUs, VCPUs: cpus, SizedMemory: mem,
+	}, nil
+}
+
+// kdfEstimate turns `cryptsetup benchmark`'s argon2 line ("argon2id 4 iterations, 65536 memory, 2
+// parallel threads (CPUs) for 256-bit key (requested 2000 ms time)") into seconds for iters
+// iterations at memKiB: argon2's time is linear in iterations x memory.
+func kdfEstimate(line string, iters, memKiB int) float64 {
+	var it, mem, par, bits, ms int
+	var name string
+	f := strings.NewReplacer(",", " ", "(", " ", ")", " ").Replace(line)
+	if _, err := fmt.Sscanf(f, "%s %d iterations %d memory %d parallel threads CPUs for %d-bit key requested %d ms time", &name, &it, &mem, &par, &bits, &ms); err != nil || it == 0 || mem == 0 {
+		return 0
+	}
+	return float64(ms) / 1000 * float64(iters) / float64(it) * float64(memKiB) / float64(mem)
 }
 
 func splitPort(addr string) (string, int) {
