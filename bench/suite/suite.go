@@ -346,9 +346,17 @@ func vms(ctx context.Context, o Options, rep *Report, logf func(string, ...any),
 			nm := m
 			nm.CPUs = max(nm.CPUs, 2)
 			var errs []error
-			for _, user := range []bool{false, true} {
+			var paths []vmbench.Net
+			for _, batch := range []bool{false, true} {
 				for _, mtu := range o.MTUs {
-					n := vmbench.Net{User: user, MTU: mtu}
+					paths = append(paths, vmbench.Net{MTU: mtu, Batch: &batch})
+				}
+			}
+			for _, mtu := range o.MTUs {
+				paths = append(paths, vmbench.Net{User: true, MTU: mtu})
+			}
+			{
+				for _, n := range paths {
 					up, down, err := vmbench.NetPath(ctx, im, filepath.Join(o.Out, "net"), nm, n, o.NetBytes)
 					if err != nil {
 						errs = append(errs, fmt.Errorf("%s: %w", n.Name(), err))

@@ -23,6 +23,8 @@ type Net struct {
 	User bool `json:"user"`
 	// MTU is the guest link's MTU, offered through virtio-net host_mtu (0 = vnet.DefaultMTU).
 	MTU int `json:"mtu"`
+	// Batch sets host/vnet's write coalescing (nil = vnet.DefaultBatch; no effect on user net).
+	Batch *bool `json:"batch,omitempty"`
 }
 
 // Name is "vnet" or "user net", with the MTU.
@@ -31,7 +33,11 @@ func (n Net) Name() string {
 	if n.User {
 		s = "user net"
 	}
-	return s + " mtu " + strconv.Itoa(n.mtu())
+	s += " mtu " + strconv.Itoa(n.mtu())
+	if !n.User && n.Batch != nil {
+		s += map[bool]string{true: " batched", false: " unbatched"}[*n.Batch]
+	}
+	return s
 }
 
 func (n Net) mtu() int {
@@ -67,7 +73,7 @@ func (n Net) attach(qc *qemu.Config, dir string, ports ...int) ([]int, *vnet.Net
 		return host, nil, err
 	}
 	qc.NetSocket = filepath.Join(dir, "net.sock")
-	vn, err := vnet.Start(vnet.Config{SocketPath: qc.NetSocket, GuestPort: ports[0], ExtraPorts: ports[1:], MTU: n.mtu()})
+	vn, err := vnet.Start(vnet.Config{SocketPath: qc.NetSocket, GuestPort: ports[0], ExtraPorts: ports[1:], MTU: n.mtu(), Batch: n.Batch})
 	if err != nil {
 		return nil, nil, err
 	}

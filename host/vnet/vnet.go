@@ -57,6 +57,8 @@ type Config struct {
 	// replies from them as it does for GuestPort. For helper VMs (the bench's kernel nfsd needs
 	// mountd's port too); the product serves one port.
 	ExtraPorts []int
+	// Batch coalesces frame writes towards the guest (see batchConn); nil = DefaultBatch.
+	Batch *bool
 	// Debug keeps gvisor-tap-vsock's own log (logrus, stderr). Off, it is silenced: it reports
 	// expected events such as the VM's link going away as errors.
 	Debug bool
@@ -220,6 +222,9 @@ func (n *Network) acceptLink() {
 	var link net.Conn = newFilterConn(conn, n.cfg.MTU, n.served())
 	if disableFilter {
 		link = conn
+	}
+	if n.cfg.Batch == nil && DefaultBatch || n.cfg.Batch != nil && *n.cfg.Batch {
+		link = &batchedLink{Conn: link, w: newBatchConn(conn)}
 	}
 	err = n.vn.AcceptQemu(n.ctx, link)
 	n.mu.Lock()
