@@ -77,6 +77,9 @@ type Report struct {
 	Scale    []loopback.ScaleResult       `json:"scale_getattr,omitempty"`
 	List     []loopback.ListResult        `json:"scale_listing,omitempty"`
 	Steps    map[string]float64           `json:"phase_seconds"`
+	// LoadStart and LoadEnd are /proc/loadavg's 1/5/15-minute figures: the machine is shared.
+	LoadStart string `json:"load_start,omitempty"`
+	LoadEnd   string `json:"load_end,omitempty"`
 }
 
 // The throughput configurations: server x path. Every one is driven by the same client VM,
@@ -196,6 +199,15 @@ func write(dir string, rep *Report) (string, error) {
 	return p, os.WriteFile(p, append(b, '\n'), 0o644)
 }
 
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func hostDesc() string {
 	model := ""
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -217,7 +229,7 @@ func run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 		fmt.Fprintf(log, "%6.1fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
 	rep := &Report{
-		Date: time.Now().Format("2006-01-02T150405"), Host: hostDesc(), Steps: map[string]float64{},
+		Date: time.Now().Format("2006-01-02T150405"), Host: hostDesc(), Steps: map[string]float64{}, LoadStart: loadAvg(),
 		Through: map[string][]workload.Result{},
 		Settings: map[string]any{
 			"runs": o.Runs, "disk_gib": o.DiskGiB, "workload": o.Workload.WithDefaults(), "loop_bytes": int64(o.LoopMiB) << 20,
@@ -267,6 +279,7 @@ func run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 		phase("scale", func() error { return scale(ctx, o, tmp, rep, logf) })
 	}
 	rep.Steps["total"] = time.Since(start).Seconds()
+	rep.LoadEnd = loadAvg()
 	return rep, nil
 }
 

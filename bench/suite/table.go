@@ -42,6 +42,9 @@ func num(v float64) string {
 // Print writes the report as one table.
 func Print(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "luksmount bench %s on %s (QEMU TCG; one run, same machine)\n", r.Date, r.Host)
+	if r.LoadStart != "" {
+		fmt.Fprintf(w, "machine shared with other VMs: load average %s at start, %s at end\n", r.LoadStart, r.LoadEnd)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	line := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
 
@@ -63,6 +66,9 @@ func Print(w io.Writer, r *Report) {
 		}
 		mn, mx := minmax(l.Totals)
 		line("  total: QEMU start -> client mounted", f2(median(l.Totals)), f2(mn), f2(mx))
+		if l.KDF > 0 {
+			line("  total excluding the KDF (target <= 2.00)", f2(median(l.Totals)-l.KDF), f2(mn-l.KDF), f2(mx-l.KDF))
+		}
 		if len(l.NFSDSteps) > 0 {
 			line("  nfsd guest for comparison: unlock "+f2(l.NFSDSteps["unlock"])+", mount "+f2(l.NFSDSteps["mount"])+
 				", network "+f2(l.NFSDSteps["network"])+", nfs services "+f2(l.NFSDSteps["nfs"]), "", "", "")

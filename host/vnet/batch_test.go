@@ -56,17 +56,5 @@ func TestForwardBatched(t *testing.T) {
 	n := startNetwork(t, Config{Batch: &on, MTU: 9000})
 	g := startFakeGuestMTU(t, n.cfg.SocketPath, 9000)
 	g.echoServer(t, NFSPort)
-	c, err := net.Dial("tcp", n.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	data := make([]byte, 4<<20)
-	rand.Read(data)
-	go func() { c.Write(data); c.(*net.TCPConn).CloseWrite() }()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	got, err := io.ReadAll(c)
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("echo through a batched link: %d of %d bytes (%v)", len(got), len(data), err)
-	}
+	echoThrough(t, n.Addr().String(), 4<<20)
 }

@@ -359,22 +359,28 @@ func TestExtraPortsAndJumboMTU(t *testing.T) {
 		t.Fatalf("ForwardAddr: %v %v", n.ForwardAddr(NFSPort), n.ForwardAddr(1234))
 	}
 	for _, p := range []int{NFSPort, 32767} {
-		c, err := net.Dial("tcp", n.ForwardAddr(p).String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		data := make([]byte, 1<<20)
-		rand.Read(data)
-		go func() { c.Write(data); c.(*net.TCPConn).CloseWrite() }()
-		c.SetDeadline(time.Now().Add(20 * time.Second))
-		got, err := io.ReadAll(c)
-		c.Close()
-		if err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("port %d: echo returned %d of %d bytes (%v)", p, len(got), len(data), err)
-		}
+		echoThrough(t, n.ForwardAddr(p).String(), 1<<20)
 	}
 	sent, _ := n.Stats()
 	if sent == 0 {
 		t.Error("no bytes counted towards the guest")
+	}
+}
+
+// echoThrough sends size random bytes to an echo server at addr and checks they come back.
+func echoThrough(t *testing.T, addr string, size int) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	data := make([]byte, size)
+	rand.Read(data)
+	go func() { c.Write(data); c.(*net.TCPConn).CloseWrite() }()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("echo through %s returned %d of %d bytes (%v)", addr, len(got), len(data), err)
 	}
 }
