@@ -423,14 +423,18 @@ func vms(ctx context.Context, o Options, rep *Report, logf func(string, ...any),
 	lat := &Latency{NFSDSteps: map[string]float64{}}
 	rep.Latency = lat
 	vnetPath, userPath := vmbench.Net{}, vmbench.Net{User: true}
+	var unlocks []float64
 	oursRun := func(config string, n vmbench.Net, footprint bool) func() error {
 		return func() error {
 			s, err := vmbench.BootOurs(ctx, im, disk, m, pass, n, logf)
 			if err != nil {
 				return err
 			}
-			lat.Runs = append(lat.Runs, s.Steps)
-			lat.Totals = append(lat.Totals, s.Total)
+			unlocks = append(unlocks, stepSeconds(s.Steps, "unlock"))
+			if !n.User { // the latency table is the product's path
+				lat.Runs = append(lat.Runs, s.Steps)
+				lat.Totals = append(lat.Totals, s.Total)
+			}
 			if footprint {
 				f, ferr := s.Footprint(ctx, o.Idle)
 				if ferr != nil {
@@ -545,6 +549,7 @@ func vms(ctx context.Context, o Options, rep *Report, logf func(string, ...any),
 				}
 				lat.Runs = append(lat.Runs, s.Steps)
 				lat.Totals = append(lat.Totals, s.Total)
+				unlocks = append(unlocks, stepSeconds(s.Steps, "unlock"))
 				logf("  run %d: client mounted %.2fs after QEMU start", i+1, s.Total)
 				if err := s.Stop(ctx); err != nil {
 					return fmt.Errorf("shutdown: %w", err)
@@ -552,14 +557,6 @@ func vms(ctx context.Context, o Options, rep *Report, logf func(string, ...any),
 			}
 			return nil
 		})
-	}
-	var unlocks []float64
-	for _, run := range lat.Runs {
-		for _, s := range run {
-			if s.Name == "unlock" {
-				unlocks = append(unlocks, s.Seconds)
-			}
-		}
 	}
 	ul.OursUnlock = median(unlocks)
 }
@@ -598,6 +595,15 @@ func kdfEstimate(line string, iters, memKiB int) float64 {
 		return 0
 	}
 	return float64(ms) / 1000 * float64(iters) / float64(it) * float64(memKiB) / float64(mem)
+}
+
+func stepSeconds(steps []vmbench.Step, name string) float64 {
+	for _, s := range steps {
+		if s.Name == name {
+			return s.Seconds
+		}
+	}
+	return 0
 }
 
 func splitPort(addr string) (string, int) {
