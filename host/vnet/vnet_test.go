@@ -36,12 +36,12 @@ type fakeGuest struct {
 	wg   sync.WaitGroup
 }
 
-func startFakeGuest(t *testing.T, socket string) *fakeGuest {
+func startFakeGuest(t testing.TB, socket string) *fakeGuest {
 	t.Helper()
 	return startFakeGuestMTU(t, socket, DefaultMTU)
 }
 
-func startFakeGuestMTU(t *testing.T, socket string, mtu uint32) *fakeGuest {
+func startFakeGuestMTU(t testing.TB, socket string, mtu uint32) *fakeGuest {
 	t.Helper()
 	conn, err := net.Dial("unix", socket)
 	if err != nil {
@@ -106,8 +106,12 @@ func startFakeGuestMTU(t *testing.T, socket string, mtu uint32) *fakeGuest {
 	return g
 }
 
+func gonetListen(g *fakeGuest, port int) (*gonet.TCPListener, error) {
+	return gonet.ListenTCP(g.s, tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4Slice(net.ParseIP(GuestIP).To4()), Port: uint16(port)}, ipv4.ProtocolNumber)
+}
+
 func (g *fakeGuest) echoServer(t *testing.T, port int) {
-	l, err := gonet.ListenTCP(g.s, tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4Slice(net.ParseIP(GuestIP).To4()), Port: uint16(port)}, ipv4.ProtocolNumber)
+	l, err := gonetListen(g, port)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +133,7 @@ func (g *fakeGuest) dial(ctx context.Context, addr string) (net.Conn, error) {
 	return gonet.DialContextTCP(ctx, g.s, tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4Slice(net.ParseIP(host).To4()), Port: uint16(p)}, ipv4.ProtocolNumber)
 }
 
-func privateDir(t *testing.T) string {
+func privateDir(t testing.TB) string {
 	d, err := os.MkdirTemp("", "vnet") // short: unix socket paths are limited to ~104 bytes
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +142,7 @@ func privateDir(t *testing.T) string {
 	return d
 }
 
-func startNetwork(t *testing.T, cfg Config) *Network {
+func startNetwork(t testing.TB, cfg Config) *Network {
 	t.Helper()
 	if cfg.SocketPath == "" {
 		cfg.SocketPath = filepath.Join(privateDir(t), "net.sock")
