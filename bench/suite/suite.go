@@ -77,6 +77,7 @@ type Report struct {
 	Scale    []loopback.ScaleResult       `json:"scale_getattr,omitempty"`
 	List     []loopback.ListResult        `json:"scale_listing,omitempty"`
 	Steps    map[string]float64           `json:"phase_seconds"`
+	Workload workload.Config              `json:"workload"`
 	// LoadStart and LoadEnd are /proc/loadavg's 1/5/15-minute figures: the machine is shared.
 	LoadStart string `json:"load_start,omitempty"`
 	LoadEnd   string `json:"load_end,omitempty"`
@@ -118,21 +119,22 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	o := Options{}
 	fs.StringVar(&o.Root, "root", ".", "repository root")
-	fs.IntVar(&o.Runs, "runs", 5, "mount-latency boots")
+	fs.IntVar(&o.Runs, "runs", 3, "mount-latency boots (ours over vnet)")
 	fs.IntVar(&o.DiskGiB, "disk-gib", 4, "sparse LUKS2 disk image size")
-	seqMiB := fs.Int("seq-mib", 256, "sequential file size in the VMs (MiB); 1024 is the issue's size but takes ~10 min per configuration under TCG")
-	fs.IntVar(&o.Workload.SmallFiles, "files", 2000, "small files created/stat'ed/listed/removed in the VMs (10000 takes ~12 min per NFS configuration under TCG)")
+	seqMiB := fs.Int("seq-mib", 128, "sequential file size in the VMs (MiB); -full = 1024, the issue's size")
+	fs.IntVar(&o.Workload.SmallFiles, "files", 1000, "small files created/stat'ed/listed/removed in the VMs; -full = 10000 (2000 took ~5 min per NFS configuration under TCG on a loaded host)")
 	fs.IntVar(&o.Workload.RandReads, "rand-reads", 1000, "random 4 KiB reads in the VMs")
 	fs.IntVar(&o.LoopMiB, "loop-mib", 1024, "sequential file size on loopback (MiB)")
-	fs.IntVar(&o.ScaleFiles, "scale-files", 1000000, "files looked up for the flat-GETATTR check")
-	fs.IntVar(&o.ListFiles, "list-files", 100000, "entries in the listed directory")
+	fs.IntVar(&o.ScaleFiles, "scale-files", 200000, "files looked up for the flat-GETATTR check (-full = 1000000)")
+	fs.IntVar(&o.ListFiles, "list-files", 50000, "entries in the listed directory (-full = 100000)")
 	fs.DurationVar(&o.ScaleLimit, "scale-limit", 90*time.Second, "time limit for each server's lookups in the scale part")
 	fs.DurationVar(&o.Idle, "idle", 60*time.Second, "idle window for the CPU footprint of a mounted session")
 	only := fs.String("only", "", "comma-separated parts to run: "+strings.Join(parts, ",")+" (default all)")
-	full := fs.Bool("full", false, "the issue's sizes: -seq-mib 1024 -files 10000 (about an hour more under TCG)")
+	printFile := fs.String("print", "", "print the table of a saved report (bench/results/DATE.json) and exit")
+	full := fs.Bool("full", false, "the issue's sizes: -seq-mib 1024 -files 10000 -scale-files 1000000 -list-files 100000 (hours under TCG)")
 	fs.IntVar(&o.Machine.MemoryMiB, "memory", 1024, "server VM memory (MiB), ours and nfsd alike")
 	fs.IntVar(&o.Machine.CPUs, "cpus", 0, "server VM vCPUs, ours and nfsd alike (0 = as the product sizes the bench disk's keyslot)")
-	netMiB := fs.Int("net-mib", 128, "bytes streamed each way per network-path row (MiB)")
+	netMiB := fs.Int("net-mib", 64, "bytes streamed each way per network-path row (MiB)")
 	mtus := fs.String("mtus", "1500,9000,65520", "link MTUs of the network-path rows")
 	fs.DurationVar(&o.ClientLimit, "client-timeout", 12*time.Minute, "limit for one client VM workload")
 	if err := fs.Parse(args); err != nil {
@@ -156,7 +158,7 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	}
 	o.NetBytes = int64(*netMiB) << 20
 	if *full {
-		*seqMiB, o.Workload.SmallFiles = 1024, 10000
+		*seqMiB, o.Workload.SmallFiles, o.ScaleFiles, o.ListFiles = 1024, 10000, 1000000, 100000
 	}
 	o.Workload.SeqBytes = int64(*seqMiB) << 20
 	o.Workload.ReqSize = 1 << 20
@@ -168,6 +170,18 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	o.Root = root
 	o.Out = filepath.Join(root, "build", "bench")
 	o.Results = filepath.Join(root, "bench", "results")
+	if *printFile != "" {
+		b, err := os.ReadFile(*printFile)
+		if err != nil {
+			return err
+		}
+		var rep Report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return fmt.Errorf("%s: %w", *printFile, err)
+		}
+		Print(stdout, &rep)
+		return nil
+	}
 	rep, err := run(context.Background(), o, stderr)
 	if rep == nil {
 		return err
@@ -230,7 +244,7 @@ func run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	}
 	rep := &Report{
 		Date: time.Now().Format("2006-01-02T150405"), Host: hostDesc(), Steps: map[string]float64{}, LoadStart: loadAvg(),
-		Through: map[string][]workload.Result{},
+		Through: map[string][]workload.Result{}, Workload: o.Workload.WithDefaults(),
 		Settings: map[string]any{
 			"runs": o.Runs, "disk_gib": o.DiskGiB, "workload": o.Workload.WithDefaults(), "loop_bytes": int64(o.LoopMiB) << 20,
 			"depths": o.Depths, "scale_files": o.ScaleFiles, "list_files": o.ListFiles, "idle_seconds": o.Idle.Seconds(),
@@ -254,9 +268,14 @@ func run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 		if err != nil {
 			logf("%s FAILED after %.1fs: %v", name, time.Since(t).Seconds(), err)
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", name, err))
-			return
+		} else {
+			logf("%s done in %.1fs", name, time.Since(t).Seconds())
 		}
-		logf("%s done in %.1fs", name, time.Since(t).Seconds())
+		// What is measured so far survives a run cut short (build.sh's timeout, ^C): render it
+		// with -print.
+		if p, err := write(o.Results, rep); err == nil {
+			logf("  so far: %s", p)
+		}
 	}
 	tmp := filepath.Join(o.Out, "tmp")
 	os.RemoveAll(tmp)

@@ -38,7 +38,7 @@ func TestPrintShowsRatiosAndFailures(t *testing.T) {
 			{Path: "vnet mtu 9000", Direction: "guest->host", Bytes: 1 << 20, MBps: 77},
 		},
 		Unlock:   &Unlock{Keyslot: "argon2id", VCPUs: 2, OursUnlock: 4, TestPass: 3, BenchEstimate: 2, BenchLine: "argon2id ..."},
-		Settings: map[string]any{"workload": workload.Config{SeqBytes: 256 << 20, ReqSize: 1 << 20, SmallFiles: 2000, RandReads: 1000}},
+		Workload: workload.Config{SeqBytes: 256 << 20, ReqSize: 1 << 20, SmallFiles: 2000, RandReads: 1000},
 		Loop: []loopback.SeqResult{
 			{Server: "stock", Op: "read", Depth: 8, MBps: 100}, {Server: "ours", Op: "read", Depth: 8, MBps: 300},
 		},
@@ -85,5 +85,26 @@ func TestKDFEstimate(t *testing.T) {
 	}
 	if got := kdfEstimate("argon2id N/A", 4, 65536); got != 0 {
 		t.Errorf("kdfEstimate(N/A) = %v", got)
+	}
+}
+
+// A saved report (what a run cut short leaves) prints the same table.
+func TestPrintSavedReport(t *testing.T) {
+	dir := t.TempDir()
+	rep := &Report{Date: "2026-12-01T000000", Host: "h", Steps: map[string]float64{"total": 1},
+		Workload: workload.Config{SeqBytes: 64 << 20, SmallFiles: 300},
+		Through:  map[string][]workload.Result{configOursVnet: {{Step: workload.Stat, Rate: 50, Unit: "ops/s"}}, configNFSDVnet: {{Step: workload.Stat, Rate: 100, Unit: "ops/s"}}}}
+	p, err := write(dir, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if err := Run([]string{"-print", p}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"seq 64 MiB", "300 small files", "0.50x"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("printed table lacks %q:\n%s", want, out.String())
+		}
 	}
 }

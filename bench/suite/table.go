@@ -214,13 +214,8 @@ func Print(w io.Writer, r *Report) {
 	tw.Flush()
 }
 
-// workloadOf is the workload the report ran (its settings).
-func workloadOf(r *Report) workload.Config {
-	if w, ok := r.Settings["workload"].(workload.Config); ok {
-		return w
-	}
-	return workload.Config{}.WithDefaults()
-}
+// workloadOf is the workload the report ran.
+func workloadOf(r *Report) workload.Config { return r.Workload.WithDefaults() }
 
 func callsNote(n int) string {
 	if n == 0 {
