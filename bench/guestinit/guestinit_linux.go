@@ -8,8 +8,11 @@ package guestinit
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/luksmount/luksmount/bench/guestspec"
 	"github.com/luksmount/luksmount/guest/channel"
+	"github.com/luksmount/luksmount/guest/netconf"
 	"github.com/luksmount/luksmount/test/clientvm/guestkit"
 	"golang.org/x/sys/unix"
 )
@@ -68,6 +72,60 @@ func (r *Reporter) Finish(err error) {
 
 // Network configures QEMU user networking's fixed addresses: 10.0.2.15/24 via 10.0.2.2.
 func Network() error { return guestkit.Network() }
+
+// ServerNetwork is the server guests' (nfsd and net modes) network: the agent's static
+// 192.168.127.2/24 via .1, which host/vnet serves and the bench's QEMU user network copies, so
+// the same guest runs behind either path.
+func ServerNetwork() error {
+	if err := netconf.Loopback(); err != nil {
+		return err
+	}
+	return netconf.Configure(netconf.Default(), 2*time.Second)
+}
+
+// StreamServer serves guestspec.StreamPort until the process ends.
+func StreamServer() error {
+	l, err := net.Listen("tcp", ":"+strconv.Itoa(guestspec.StreamPort))
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go ServeStream(c)
+		}
+	}()
+	return nil
+}
+
+// ServeStream serves one stream connection (see guestspec.StreamPort).
+func ServeStream(c net.Conn) {
+	defer c.Close()
+	var cmd [9]byte
+	if _, err := io.ReadFull(c, cmd[:1]); err != nil {
+		return
+	}
+	buf := make([]byte, 256<<10)
+	switch cmd[0] {
+	case 'W':
+		n, _ := io.CopyBuffer(io.Discard, struct{ io.Reader }{c}, buf)
+		c.Write(binary.BigEndian.AppendUint64(nil, uint64(n)))
+	case 'R':
+		if _, err := io.ReadFull(c, cmd[1:]); err != nil {
+			return
+		}
+		for left := int64(binary.BigEndian.Uint64(cmd[1:])); left > 0; {
+			n, err := c.Write(buf[:min(left, int64(len(buf)))])
+			if err != nil {
+				return
+			}
+			left -= int64(n)
+		}
+	}
+}
 
 // DropCaches writes back dirty data and empties the page, dentry and inode caches.
 func DropCaches() error {

@@ -24,7 +24,23 @@ const (
 	ModeClient = "client" // kernel NFS client: mount Server and run the workload
 	ModeLocal  = "local"  // unlock + mount the disk, run the workload on it
 	ModeNFSD   = "nfsd"   // unlock + mount the disk, export it with the kernel's nfsd until stopped
+	ModeNet    = "net"    // network only: the TCP stream server until stopped
 )
+
+// StreamPort is where server guests (nfsd and net modes) run the TCP stream server: a
+// connection sends 'W' and then data until it half-closes (the guest answers with the byte count
+// it read, 8 bytes big-endian), or 'R' and an 8-byte count (the guest sends that many bytes and
+// closes).
+const StreamPort = 5201
+
+// KDFBench asks the nfsd guest for `cryptsetup benchmark` at these argon2 settings before it
+// unlocks.
+type KDFBench struct {
+	PBKDF      string `json:"pbkdf"`
+	MemoryKiB  int    `json:"memory_kib"`
+	Parallel   int    `json:"parallel"`
+	IterTimeMS int    `json:"iter_time_ms"`
+}
 
 // Config is one guest's job.
 type Config struct {
@@ -43,6 +59,7 @@ type Config struct {
 	MountdPort  int `json:"mountd_port,omitempty"`
 	// ExportOptions are exportfs -o options.
 	ExportOptions string          `json:"export_options,omitempty"`
+	KDFBench      *KDFBench       `json:"kdf_bench,omitempty"`
 	Workload      workload.Config `json:"workload"`
 }
 
@@ -67,4 +84,6 @@ type Line struct {
 	// MemUsedKiB is MemTotal - MemAvailable when the line was written.
 	MemUsedKiB int64  `json:"mem_used_kib,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// Text is a tool's own output line (cryptsetup benchmark).
+	Text string `json:"text,omitempty"`
 }

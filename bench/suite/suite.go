@@ -6,13 +6,16 @@ package suite
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,8 +23,15 @@ import (
 	"github.com/luksmount/luksmount/bench/loopback"
 	"github.com/luksmount/luksmount/bench/vmbench"
 	"github.com/luksmount/luksmount/bench/workload"
+	"github.com/luksmount/luksmount/host/qemu"
+	"github.com/luksmount/luksmount/host/supervisor"
+	"github.com/luksmount/luksmount/host/vnet"
+	"github.com/luksmount/luksmount/pkg/luksheader"
 	"github.com/luksmount/luksmount/test/libnfs"
 )
+
+// parts are the -only names, in run order.
+var parts = []string{"net", "ours", "nfsd", "ours-user", "nfsd-user", "local", "latency", "loopback", "scale"}
 
 // passphrase unlocks only the benchmark's throwaway disk image.
 const passphrase = "luksmount bench passphrase"
@@ -43,6 +53,8 @@ type Options struct {
 	Only        map[string]bool // parts to run; empty = all
 	Machine     vmbench.Machine
 	ClientLimit time.Duration
+	NetBytes    int64
+	MTUs        []int
 }
 
 // Report is everything measured; it is also the JSON file.
@@ -54,7 +66,10 @@ type Report struct {
 	Errors   []string                     `json:"errors,omitempty"`
 	Images   map[string]int64             `json:"image_bytes,omitempty"`
 	Latency  *Latency                     `json:"mount_latency,omitempty"`
-	Through  map[string][]workload.Result `json:"throughput,omitempty"` // ours, nfsd, local
+	Through  map[string][]workload.Result `json:"throughput,omitempty"` // by configuration: see the config* names
+	Net      []vmbench.StreamResult       `json:"network_path,omitempty"`
+	Unlock   *Unlock                      `json:"unlock,omitempty"`
+	Profiles []string                     `json:"profiles,omitempty"`
 	Loop     []loopback.SeqResult         `json:"loopback_parallel,omitempty"`
 	Foot     *vmbench.Footprint           `json:"footprint,omitempty"`
 	NFSDMem  int64                        `json:"nfsd_guest_mem_used_kib,omitempty"`
@@ -62,6 +77,32 @@ type Report struct {
 	Scale    []loopback.ScaleResult       `json:"scale_getattr,omitempty"`
 	List     []loopback.ListResult        `json:"scale_listing,omitempty"`
 	Steps    map[string]float64           `json:"phase_seconds"`
+	Workload workload.Config              `json:"workload"`
+	// LoadStart and LoadEnd are /proc/loadavg's 1/5/15-minute figures: the machine is shared.
+	LoadStart string `json:"load_start,omitempty"`
+	LoadEnd   string `json:"load_end,omitempty"`
+}
+
+// The throughput configurations: server x path. Every one is driven by the same client VM,
+// through its own QEMU user network to the host's 127.0.0.1.
+const (
+	configOursVnet = "ours vnet"
+	configNFSDVnet = "nfsd vnet"
+	configOursUser = "ours user"
+	configNFSDUser = "nfsd user"
+	configLocal    = "local"
+)
+
+// Unlock is 10.4's row: our unlock next to cryptsetup's own figures in the same guest.
+type Unlock struct {
+	Keyslot       string  `json:"keyslot"` // the bench disk's keyslot KDF, from its header
+	Lanes         int     `json:"lanes"`
+	VCPUs         int     `json:"vcpus"`           // the server VMs' vCPUs (product sizing: one per lane, capped at the host's cores)
+	SizedMemory   int     `json:"sized_memory"`    // what the product would give this keyslot (MiB)
+	OursUnlock    float64 `json:"ours_unlock"`     // the agent's unlock request, median of the boots
+	TestPass      float64 `json:"test_passphrase"` // cryptsetup open --test-passphrase in the nfsd guest
+	BenchLine     string  `json:"cryptsetup_benchmark"`
+	BenchEstimate float64 `json:"cryptsetup_benchmark_estimate"` // seconds for the keyslot's cost, from BenchLine
 }
 
 // Latency is the mount latency of ours over several boots.
@@ -78,19 +119,23 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	o := Options{}
 	fs.StringVar(&o.Root, "root", ".", "repository root")
-	fs.IntVar(&o.Runs, "runs", 5, "mount-latency boots")
+	fs.IntVar(&o.Runs, "runs", 3, "mount-latency boots (ours over vnet)")
 	fs.IntVar(&o.DiskGiB, "disk-gib", 4, "sparse LUKS2 disk image size")
-	seqMiB := fs.Int("seq-mib", 256, "sequential file size in the VMs (MiB); 1024 is the issue's size but takes ~10 min per configuration under TCG")
-	fs.IntVar(&o.Workload.SmallFiles, "files", 2000, "small files created/stat'ed/listed/removed in the VMs (10000 takes ~12 min per NFS configuration under TCG)")
+	seqMiB := fs.Int("seq-mib", 128, "sequential file size in the VMs (MiB); -full = 1024, the issue's size")
+	fs.IntVar(&o.Workload.SmallFiles, "files", 1000, "small files created/stat'ed/listed/removed in the VMs; -full = 10000 (2000 took ~5 min per NFS configuration under TCG on a loaded host)")
 	fs.IntVar(&o.Workload.RandReads, "rand-reads", 1000, "random 4 KiB reads in the VMs")
 	fs.IntVar(&o.LoopMiB, "loop-mib", 1024, "sequential file size on loopback (MiB)")
-	fs.IntVar(&o.ScaleFiles, "scale-files", 1000000, "files looked up for the flat-GETATTR check")
-	fs.IntVar(&o.ListFiles, "list-files", 100000, "entries in the listed directory")
+	fs.IntVar(&o.ScaleFiles, "scale-files", 200000, "files looked up for the flat-GETATTR check (-full = 1000000)")
+	fs.IntVar(&o.ListFiles, "list-files", 50000, "entries in the listed directory (-full = 100000)")
 	fs.DurationVar(&o.ScaleLimit, "scale-limit", 90*time.Second, "time limit for each server's lookups in the scale part")
-	fs.DurationVar(&o.Idle, "idle", 30*time.Second, "idle window for the CPU footprint")
-	only := fs.String("only", "", "comma-separated parts to run: loopback,scale,ours,latency,nfsd,local (default all)")
+	fs.DurationVar(&o.Idle, "idle", 60*time.Second, "idle window for the CPU footprint of a mounted session")
+	only := fs.String("only", "", "comma-separated parts to run: "+strings.Join(parts, ",")+" (default all)")
+	printFile := fs.String("print", "", "print the table of a saved report (bench/results/DATE.json) and exit")
+	full := fs.Bool("full", false, "the issue's sizes: -seq-mib 1024 -files 10000 -scale-files 1000000 -list-files 100000 (hours under TCG)")
 	fs.IntVar(&o.Machine.MemoryMiB, "memory", 1024, "server VM memory (MiB), ours and nfsd alike")
-	fs.IntVar(&o.Machine.CPUs, "cpus", 2, "server VM vCPUs, ours and nfsd alike")
+	fs.IntVar(&o.Machine.CPUs, "cpus", 0, "server VM vCPUs, ours and nfsd alike (0 = as the product sizes the bench disk's keyslot)")
+	netMiB := fs.Int("net-mib", 64, "bytes streamed each way per network-path row (MiB)")
+	mtus := fs.String("mtus", "1500,9000,65520", "link MTUs of the network-path rows")
 	fs.DurationVar(&o.ClientLimit, "client-timeout", 12*time.Minute, "limit for one client VM workload")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -98,11 +143,22 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	o.Only = map[string]bool{}
 	for _, p := range strings.Split(*only, ",") {
 		if p = strings.TrimSpace(p); p != "" {
-			if !strings.Contains(",loopback,scale,ours,latency,nfsd,local,", ","+p+",") {
-				return fmt.Errorf("unknown part %q in -only (want loopback, scale, ours, latency, nfsd or local)", p)
+			if !slices.Contains(parts, p) {
+				return fmt.Errorf("unknown part %q in -only (want one of %s)", p, strings.Join(parts, ", "))
 			}
 			o.Only[p] = true
 		}
+	}
+	for _, m := range strings.Split(*mtus, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(m))
+		if err != nil || v < 576 || v > vnet.MaxMTU {
+			return fmt.Errorf("bad MTU %q in -mtus (want 576-%d)", m, vnet.MaxMTU)
+		}
+		o.MTUs = append(o.MTUs, v)
+	}
+	o.NetBytes = int64(*netMiB) << 20
+	if *full {
+		*seqMiB, o.Workload.SmallFiles, o.ScaleFiles, o.ListFiles = 1024, 10000, 1000000, 100000
 	}
 	o.Workload.SeqBytes = int64(*seqMiB) << 20
 	o.Workload.ReqSize = 1 << 20
@@ -114,6 +170,18 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	o.Root = root
 	o.Out = filepath.Join(root, "build", "bench")
 	o.Results = filepath.Join(root, "bench", "results")
+	if *printFile != "" {
+		b, err := os.ReadFile(*printFile)
+		if err != nil {
+			return err
+		}
+		var rep Report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return fmt.Errorf("%s: %w", *printFile, err)
+		}
+		Print(stdout, &rep)
+		return nil
+	}
 	rep, err := run(context.Background(), o, stderr)
 	if rep == nil {
 		return err
@@ -145,6 +213,15 @@ func write(dir string, rep *Report) (string, error) {
 	return p, os.WriteFile(p, append(b, '\n'), 0o644)
 }
 
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func hostDesc() string {
 	model := ""
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -166,15 +243,16 @@ func run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 		fmt.Fprintf(log, "%6.1fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
 	rep := &Report{
-		Date: time.Now().Format("2006-01-02T150405"), Host: hostDesc(), Steps: map[string]float64{},
-		Through: map[string][]workload.Result{},
+		Date: time.Now().Format("2006-01-02T150405"), Host: hostDesc(), Steps: map[string]float64{}, LoadStart: loadAvg(),
+		Through: map[string][]workload.Result{}, Workload: o.Workload.WithDefaults(),
 		Settings: map[string]any{
 			"runs": o.Runs, "disk_gib": o.DiskGiB, "workload": o.Workload.WithDefaults(), "loop_bytes": int64(o.LoopMiB) << 20,
 			"depths": o.Depths, "scale_files": o.ScaleFiles, "list_files": o.ListFiles, "idle_seconds": o.Idle.Seconds(),
-			"server_vm": o.Machine, "kdf": vmbench.KDF,
+			"server_vm": o.Machine, "kdf": vmbench.KDF, "mtus": o.MTUs, "net_bytes": o.NetBytes, "vnet_default_mtu": vnet.DefaultMTU,
 		},
 		Notes: []string{
-			"ours reaches the guest through gvproxy (in-process, host/vnet) on a 127.0.0.1 forward; nfsd through QEMU user networking (slirp) hostfwd on 127.0.0.1; the client VM reaches both through its own slirp as 10.0.2.2",
+			"one run on a 2-core host SHARED with other developers' VMs (load varies during the run): compare ratios within the run, not absolute figures",
+			"paths: vnet = gvproxy in the bench process (host/vnet, as the product) with a 127.0.0.1 forward; user = QEMU user networking (slirp) with hostfwd on 127.0.0.1; ours and nfsd run behind each at the same MTU; the client VM reaches every server through its own slirp as 10.0.2.2",
 			"nfsd exports with sync (rw,sync,no_root_squash,insecure,no_subtree_check): acknowledged means on disk, as ours promises; NFSv3 over TCP, 8 nfsd threads",
 			"both server VMs: q35, TCG, same vCPUs and memory, virtio-blk with the host page cache and guest flushes honoured",
 			"reads: the reading guest drops its caches first (client VM for ours/nfsd, the server guest for local); the server guest's page cache is NOT dropped for ours/nfsd",
@@ -190,9 +268,14 @@ func run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 		if err != nil {
 			logf("%s FAILED after %.1fs: %v", name, time.Since(t).Seconds(), err)
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", name, err))
-			return
+		} else {
+			logf("%s done in %.1fs", name, time.Since(t).Seconds())
 		}
-		logf("%s done in %.1fs", name, time.Since(t).Seconds())
+		// What is measured so far survives a run cut short (build.sh's timeout, ^C): render it
+		// with -print.
+		if p, err := write(o.Results, rep); err == nil {
+			logf("  so far: %s", p)
+		}
 	}
 	tmp := filepath.Join(o.Out, "tmp")
 	os.RemoveAll(tmp)
@@ -201,6 +284,9 @@ func run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	}
 	defer os.RemoveAll(tmp)
 
+	if o.want("net") || o.want("ours") || o.want("latency") || o.want("nfsd") || o.want("local") || o.want("ours-user") || o.want("nfsd-user") {
+		vms(ctx, o, rep, logf, phase)
+	}
 	if o.want("loopback") {
 		phase("loopback parallel", func() error {
 			r, err := loopback.Parallel(ctx, loopback.ParallelConfig{Dir: tmp, Size: int64(o.LoopMiB) << 20, Req: 1 << 20, Depths: o.Depths})
@@ -211,10 +297,8 @@ func run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	if o.want("scale") {
 		phase("scale", func() error { return scale(ctx, o, tmp, rep, logf) })
 	}
-	if o.want("ours") || o.want("latency") || o.want("nfsd") || o.want("local") {
-		vms(ctx, o, rep, logf, phase)
-	}
 	rep.Steps["total"] = time.Since(start).Seconds()
+	rep.LoadEnd = loadAvg()
 	return rep, nil
 }
 
@@ -288,6 +372,38 @@ func vms(ctx context.Context, o Options, rep *Report, logf func(string, ...any),
 		return
 	}
 	rep.Images = im.Sizes()
+	m := o.Machine
+	if o.want("net") {
+		phase("network path: TCP stream each way, vnet and user net, per MTU", func() error {
+			nm := m
+			nm.CPUs = max(nm.CPUs, 2)
+			var errs []error
+			var paths []vmbench.Net
+			for _, batch := range []bool{false, true} {
+				for _, mtu := range o.MTUs {
+					paths = append(paths, vmbench.Net{MTU: mtu, Batch: &batch})
+				}
+			}
+			for _, mtu := range o.MTUs {
+				paths = append(paths, vmbench.Net{User: true, MTU: mtu})
+			}
+			{
+				for _, n := range paths {
+					up, down, err := vmbench.NetPath(ctx, im, filepath.Join(o.Out, "net"), nm, n, o.NetBytes)
+					if err != nil {
+						errs = append(errs, fmt.Errorf("%s: %w", n.Name(), err))
+						continue
+					}
+					logf("  %s: host->guest %.0f MB/s, guest->host %.0f MB/s", n.Name(), up.MBps, down.MBps)
+					rep.Net = append(rep.Net, up, down)
+				}
+			}
+			return errors.Join(errs...)
+		})
+	}
+	if !(o.want("ours") || o.want("latency") || o.want("nfsd") || o.want("local") || o.want("ours-user") || o.want("nfsd-user")) {
+		return
+	}
 	disk := filepath.Join(o.Out, "disk.img")
 	pass := []byte(passphrase)
 	ok = false
@@ -302,7 +418,9 @@ func vms(ctx context.Context, o Options, rep *Report, logf func(string, ...any),
 		if err != nil {
 			return err
 		}
-		err = vmbench.FormatDisk(ctx, im, disk, o.Machine, pass, logf)
+		// As the product formats: 2 vCPUs (cryptsetup gives the keyslot one lane per CPU, up to 4).
+		fm := vmbench.Machine{MemoryMiB: max(m.MemoryMiB, qemu.MemoryForFormat(int64(vmbench.KDF.PBKDFMemoryKiB>>10))), CPUs: 2}
+		err = vmbench.FormatDisk(ctx, im, disk, fm, pass, logf)
 		ok = err == nil
 		return err
 	})
@@ -310,83 +428,134 @@ func vms(ctx context.Context, o Options, rep *Report, logf func(string, ...any),
 		return
 	}
 	defer os.Remove(disk)
+	ul, err := keyslot(disk)
+	if err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+		return
+	}
+	rep.Unlock = ul
+	if m.CPUs == 0 {
+		m.CPUs = ul.VCPUs // the product's sizing: one vCPU per lane, capped at the host's cores
+	}
+	ul.VCPUs = m.CPUs
+	rep.Settings["server_vm"] = m
 	lat := &Latency{NFSDSteps: map[string]float64{}}
 	rep.Latency = lat
-	if o.want("ours") {
-		phase("ours: boot, footprint, client VM workload", func() error {
-			s, err := vmbench.BootOurs(ctx, im, disk, o.Machine, pass, logf)
+	vnetPath, userPath := vmbench.Net{}, vmbench.Net{User: true}
+	var unlocks []float64
+	// The vnet run measures (idle footprint, the fair rows); the user-net run also profiles, so
+	// the profiler's own cost stays out of the vnet ours/nfsd ratios.
+	oursRun := func(config string, n vmbench.Net, footprint bool) func() error {
+		return func() error {
+			s, err := vmbench.BootOurs(ctx, im, disk, m, pass, n, logf)
 			if err != nil {
 				return err
 			}
-			lat.Runs = append(lat.Runs, s.Steps)
-			lat.Totals = append(lat.Totals, s.Total)
-			f, err := s.Footprint(ctx, o.Idle)
-			if err == nil {
+			unlocks = append(unlocks, stepSeconds(s.Steps, "unlock"))
+			if !n.User { // the latency table is the product's path
+				lat.Runs = append(lat.Runs, s.Steps)
+				lat.Totals = append(lat.Totals, s.Total)
+			}
+			if footprint {
+				f, ferr := s.Footprint(ctx, o.Idle)
+				if ferr != nil {
+					s.Stop(ctx)
+					return ferr
+				}
 				rep.Foot = &f
-				_, port := splitPort(s.VM.NFSAddr())
-				var lines vmbench.Lines
-				lines, err = vmbench.ClientRun(ctx, im, filepath.Join(o.Out, "client-ours"), "/", port, port, o.Workload, o.ClientLimit)
-				rep.Through["ours"] = lines.Results()
+			}
+			tag := strings.ReplaceAll(config, " ", "-")
+			prof := filepath.Join(o.Out, "agent-cpu-"+tag+".pprof")
+			var stop func() error
+			if !footprint {
+				var perr error
+				if stop, perr = s.CPUProfile(prof); perr != nil {
+					logf("  no CPU profile: %v", perr)
+				}
+			}
+			_, port := splitPort(s.VM.NFSAddr())
+			lines, err := vmbench.ClientRun(ctx, im, filepath.Join(o.Out, "client-"+tag), "/", port, port, o.Workload, o.ClientLimit)
+			rep.Through[config] = lines.Results()
+			if stop != nil {
+				if perr := stop(); perr != nil {
+					logf("  %v", perr)
+				} else {
+					rep.Profiles = append(rep.Profiles, prof)
+				}
+				heap := filepath.Join(o.Out, "agent-heap-"+tag+".pprof")
+				if perr := s.HeapProfile(heap); perr == nil {
+					rep.Profiles = append(rep.Profiles, heap)
+				}
 			}
 			if serr := s.Stop(ctx); serr != nil && err == nil {
 				err = fmt.Errorf("shutdown: %w", serr)
 			}
 			return err
-		})
+		}
 	}
-	if o.want("latency") {
-		phase("ours: mount latency boots", func() error {
-			for i := len(lat.Runs); i < o.Runs; i++ {
-				s, err := vmbench.BootOurs(ctx, im, disk, o.Machine, pass, logf)
-				if err != nil {
-					return err
-				}
-				lat.Runs = append(lat.Runs, s.Steps)
-				lat.Totals = append(lat.Totals, s.Total)
-				logf("  run %d: client mounted %.2fs after QEMU start", i+1, s.Total)
-				if err := s.Stop(ctx); err != nil {
-					return fmt.Errorf("shutdown: %w", err)
-				}
+	nfsdRun := func(config string, n vmbench.Net, kdf bool) func() error {
+		return func() error {
+			spec := vmbench.NFSDSpec{Dir: filepath.Join(o.Out, "nfsd"), Disk: disk, Machine: m, Net: n, Pass: pass,
+				Config: guestspec.Config{Mode: guestspec.ModeNFSD, Workload: o.Workload}}
+			if kdf {
+				spec.Config.KDFBench = &guestspec.KDFBench{PBKDF: vmbench.KDF.PBKDF, MemoryKiB: vmbench.KDF.PBKDFMemoryKiB, Parallel: ul.Lanes, IterTimeMS: kdfBenchMS}
 			}
-			return nil
-		})
-	}
-	if o.want("nfsd") {
-		phase("nfsd: kernel nfsd guest + client VM workload", func() error {
-			n, err := vmbench.StartNFSDBooted(ctx, im, disk, filepath.Join(o.Out, "nfsd"), o.Machine, pass, guestspec.ModeNFSD, o.Workload, logf)
+			nd, err := vmbench.StartNFSDBooted(ctx, im, spec, logf)
 			if err != nil {
 				return err
 			}
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-			ready, err := n.WaitReady(rctx)
+			ready, err := nd.WaitReady(rctx)
 			cancel()
 			if err == nil {
 				rep.NFSDMem = ready.MemUsedKiB
 				var lines vmbench.Lines
-				lines, err = vmbench.ClientRun(ctx, im, filepath.Join(o.Out, "client-nfsd"), vmbench.NFSDExport, n.NFSPort, n.MountPort, o.Workload, o.ClientLimit)
-				rep.Through["nfsd"] = lines.Results()
+				lines, err = vmbench.ClientRun(ctx, im, filepath.Join(o.Out, "client-"+strings.ReplaceAll(config, " ", "-")), vmbench.NFSDExport, nd.NFSPort, nd.MountPort, o.Workload, o.ClientLimit)
+				rep.Through[config] = lines.Results()
 			}
-			lines, serr := n.Stop(ctx)
-			for _, s := range []string{"kdf", "unlock", "mount", "network", "nfs", "modules"} {
-				lat.NFSDSteps[s] = lines.Step(s)
+			lines, serr := nd.Stop(ctx)
+			if kdf {
+				for _, s := range []string{"kdf", "unlock", "mount", "network", "nfs", "modules"} {
+					lat.NFSDSteps[s] = lines.Step(s)
+				}
+				lat.KDF = lines.Step("kdf")
+				ul.TestPass = lat.KDF
+				for _, l := range lines {
+					if l.Kind == "kdf-bench" {
+						ul.BenchLine = l.Text
+						ul.BenchEstimate = kdfEstimate(l.Text, vmbench.KDF.PBKDFForceIterations, vmbench.KDF.PBKDFMemoryKiB)
+					}
+				}
 			}
-			lat.KDF = lines.Step("kdf")
 			if serr != nil && err == nil {
 				err = serr
 			}
 			return err
-		})
+		}
+	}
+	if o.want("ours") {
+		phase("ours vnet: boot, idle footprint, client VM workload", oursRun(configOursVnet, vnetPath, true))
+	}
+	if o.want("nfsd") {
+		phase("nfsd vnet: kernel nfsd guest (+ cryptsetup benchmark) + client VM workload", nfsdRun(configNFSDVnet, vnetPath, true))
+	}
+	if o.want("ours-user") {
+		phase("ours user net: boot, client VM workload, agent CPU and heap profiles", oursRun(configOursUser, userPath, false))
+	}
+	if o.want("nfsd-user") {
+		phase("nfsd user net: kernel nfsd guest + client VM workload", nfsdRun(configNFSDUser, userPath, false))
 	}
 	if o.want("local") {
 		phase("local: workload inside the nfsd guest on the mount", func() error {
-			n, err := vmbench.StartNFSDBooted(ctx, im, disk, filepath.Join(o.Out, "local"), o.Machine, pass, guestspec.ModeLocal, o.Workload, logf)
+			n, err := vmbench.StartNFSDBooted(ctx, im, vmbench.NFSDSpec{Dir: filepath.Join(o.Out, "local"), Disk: disk, Machine: m, Pass: pass,
+				Config: guestspec.Config{Mode: guestspec.ModeLocal, Workload: o.Workload}}, logf)
 			if err != nil {
 				return err
 			}
 			lctx, cancel := context.WithTimeout(ctx, o.ClientLimit)
 			defer cancel()
 			lines, err := n.Wait(lctx)
-			rep.Through["local"] = lines.Results()
+			rep.Through[configLocal] = lines.Results()
 			for _, l := range lines {
 				if l.Kind == "ready" {
 					rep.LocalMem = l.MemUsedKiB
@@ -395,6 +564,74 @@ func vms(ctx context.Context, o Options, rep *Report, logf func(string, ...any),
 			return err
 		})
 	}
+	if o.want("latency") {
+		phase("ours: mount latency boots", func() error {
+			for i := len(lat.Runs); i < o.Runs; i++ {
+				s, err := vmbench.BootOurs(ctx, im, disk, m, pass, vnetPath, logf)
+				if err != nil {
+					return err
+				}
+				lat.Runs = append(lat.Runs, s.Steps)
+				lat.Totals = append(lat.Totals, s.Total)
+				unlocks = append(unlocks, stepSeconds(s.Steps, "unlock"))
+				logf("  run %d: client mounted %.2fs after QEMU start", i+1, s.Total)
+				if err := s.Stop(ctx); err != nil {
+					return fmt.Errorf("shutdown: %w", err)
+				}
+			}
+			return nil
+		})
+	}
+	ul.OursUnlock = median(unlocks)
+}
+
+// kdfBenchMS is `cryptsetup benchmark --iter-time`: long enough that it finds more than argon2's
+// minimum 4 iterations at the keyslot's memory under TCG (at 4 its figure is only a lower bound).
+const kdfBenchMS = 10000
+
+// keyslot reads the bench disk's header: its keyslot's KDF and the product's VM size for it.
+func keyslot(disk string) (*Unlock, error) {
+	f, err := os.Open(disk)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h, err := luksheader.Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("bench disk header: %w", err)
+	}
+	ks := h.ActiveKeyslots()
+	if len(ks) == 0 {
+		return nil, fmt.Errorf("bench disk has no active keyslot")
+	}
+	k := ks[0].KDF
+	mem, cpus := supervisor.SizeForUnlock(h)
+	return &Unlock{
+		Keyslot: fmt.Sprintf("%s, %d MiB, %d iterations, %d lanes", k.Type, k.MemoryKiB>>10, k.Time, k.CPUs),
+		Lanes:   k.CPUs, VCPUs: cpus, SizedMemory: mem,
+	}, nil
+}
+
+// kdfEstimate turns `cryptsetup benchmark`'s argon2 line ("argon2id 4 iterations, 65536 memory, 2
+// parallel threads (CPUs) for 256-bit key (requested 2000 ms time)") into seconds for iters
+// iterations at memKiB: argon2's time is linear in iterations x memory.
+func kdfEstimate(line string, iters, memKiB int) float64 {
+	var it, mem, par, bits, ms int
+	var name string
+	f := strings.NewReplacer(",", " ", "(", " ", ")", " ").Replace(line)
+	if _, err := fmt.Sscanf(f, "%s %d iterations %d memory %d parallel threads CPUs for %d-bit key requested %d ms time", &name, &it, &mem, &par, &bits, &ms); err != nil || it == 0 || mem == 0 {
+		return 0
+	}
+	return float64(ms) / 1000 * float64(iters) / float64(it) * float64(memKiB) / float64(mem)
+}
+
+func stepSeconds(steps []vmbench.Step, name string) float64 {
+	for _, s := range steps {
+		if s.Name == name {
+			return s.Seconds
+		}
+	}
+	return 0
 }
 
 func splitPort(addr string) (string, int) {

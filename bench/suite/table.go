@@ -42,6 +42,9 @@ func num(v float64) string {
 // Print writes the report as one table.
 func Print(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "luksmount bench %s on %s (QEMU TCG; one run, same machine)\n", r.Date, r.Host)
+	if r.LoadStart != "" {
+		fmt.Fprintf(w, "machine shared with other VMs: load average %s at start, %s at end\n", r.LoadStart, r.LoadEnd)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	line := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
 
@@ -63,26 +66,70 @@ func Print(w io.Writer, r *Report) {
 		}
 		mn, mx := minmax(l.Totals)
 		line("  total: QEMU start -> client mounted", f2(median(l.Totals)), f2(mn), f2(mx))
+		if l.KDF > 0 {
+			line("  total excluding the KDF (target <= 2.00)", f2(median(l.Totals)-l.KDF), f2(mn-l.KDF), f2(mx-l.KDF))
+		}
 		if len(l.NFSDSteps) > 0 {
 			line("  nfsd guest for comparison: unlock "+f2(l.NFSDSteps["unlock"])+", mount "+f2(l.NFSDSteps["mount"])+
 				", network "+f2(l.NFSDSteps["network"])+", nfs services "+f2(l.NFSDSteps["nfs"]), "", "", "")
 		}
 	}
 
+	if u := r.Unlock; u != nil {
+		fmt.Fprintf(tw, "\n1b. Unlock at the KDF's speed (seconds; keyslot %s; VM %d vCPUs = one per lane, capped at the host's cores)\n", u.Keyslot, u.VCPUs)
+		line("  ours: agent unlock request (median of boots)", f2(u.OursUnlock))
+		line("  cryptsetup open --test-passphrase, same kernel/vCPUs/memory (nfsd guest)", f2(u.TestPass), ratio(u.TestPass, u.OursUnlock)+" (cryptsetup/ours)")
+		if u.BenchEstimate > 0 {
+			what := "  cryptsetup benchmark, scaled to the keyslot's iterations x memory"
+			if strings.Contains(u.BenchLine, " 4 iterations") {
+				what += " (argon2's minimum: a lower bound)"
+			}
+			line(what, f2(u.BenchEstimate), ratio(u.BenchEstimate, u.OursUnlock)+" (benchmark/ours)")
+			line("    its line: "+u.BenchLine, "", "")
+		}
+		line(fmt.Sprintf("  the product sizes this keyslot's VM at %d MiB, %d vCPUs on this host", u.SizedMemory, u.VCPUs), "", "")
+	}
+
 	if len(r.Through) > 0 {
-		fmt.Fprintf(tw, "\n2. Throughput, kernel NFS client VM (higher is better)\n")
-		line("step", "unit", "ours", "nfsd", "local", "ours/nfsd", "ours/local")
+		wl := workloadOf(r)
+		fmt.Fprintf(tw, "\n2. Throughput, kernel NFS client VM (higher is better; seq %d MiB in %d KiB requests, %d small files, %d random 4 KiB reads; -full = 1024 MiB / 10000 files)\n",
+			wl.SeqBytes>>20, wl.ReqSize>>10, wl.SmallFiles, wl.RandReads)
+		line("step", "unit", "ours vnet", "nfsd vnet", "ours/nfsd vnet", "ours user", "nfsd user", "ours/nfsd user", "local", "ours vnet/local", "vnet/user (ours)")
 		for _, step := range workload.Steps {
-			o, unit := rate(r.Through["ours"], step)
-			n, u2 := rate(r.Through["nfsd"], step)
-			l, u3 := rate(r.Through["local"], step)
-			if unit == "" {
-				unit = u2
+			var unit string
+			get := func(config string) float64 {
+				v, u := rate(r.Through[config], step)
+				if unit == "" {
+					unit = u
+				}
+				return v
 			}
-			if unit == "" {
-				unit = u3
+			ov, nv, ou, nu, l := get(configOursVnet), get(configNFSDVnet), get(configOursUser), get(configNFSDUser), get(configLocal)
+			line("  "+step, unit, num(ov), num(nv), ratio(ov, nv), num(ou), num(nu), ratio(ou, nu), num(l), ratio(ov, l), ratio(ov, ou))
+		}
+	}
+	if len(r.Net) > 0 {
+		fmt.Fprintf(tw, "\n2a. Network path: one TCP stream host <-> server VM through the 127.0.0.1 forward (MB/s; %d MiB each way; guest MTU via virtio-net host_mtu; QEMU's slirp keeps its own 1500)\n", r.Net[0].Bytes>>20)
+		line("path", "host->guest", "guest->host")
+		byPath := map[string][2]float64{}
+		var order []string
+		for _, n := range r.Net {
+			v, seen := byPath[n.Path]
+			if !seen {
+				order = append(order, n.Path)
 			}
-			line("  "+step, unit, num(o), num(n), num(l), ratio(o, n), ratio(o, l))
+			if n.Direction == "host->guest" {
+				v[0] = n.MBps
+			} else {
+				v[1] = n.MBps
+			}
+			byPath[n.Path] = v
+		}
+		for _, p := range order {
+			line("  "+p, num(byPath[p][0]), num(byPath[p][1]))
+		}
+		if d, ok := r.Settings["vnet_default_mtu"]; ok {
+			line(fmt.Sprintf("  vnet's default MTU (what ours ran with above): %v", d), "", "")
 		}
 	}
 	if len(r.Loop) > 0 {
@@ -124,8 +171,8 @@ func Print(w io.Writer, r *Report) {
 			}
 			line("  QEMU RSS (ours)", mib(f.QEMURSSKiB))
 			line("  host process RSS (host/vm + gvproxy, in the bench process)", mib(f.HostRSSKiB))
-			line(fmt.Sprintf("  idle CPU over %.0fs: QEMU / host", f.IdleSeconds),
-				fmt.Sprintf("%.2fs / %.2fs (%.1f%% of one core)", f.IdleCPUQEMU, f.IdleCPUHost, 100*(f.IdleCPUQEMU+f.IdleCPUHost)/f.IdleSeconds))
+			line(fmt.Sprintf("  idle CPU of a mounted session over %.0fs: QEMU / host process (gvproxy)", f.IdleSeconds),
+				fmt.Sprintf("%.2fs / %.2fs = %.2f%% of one core (target <= 0.5%%)", f.IdleCPUQEMU, f.IdleCPUHost, 100*(f.IdleCPUQEMU+f.IdleCPUHost)/f.IdleSeconds))
 		}
 	}
 
@@ -141,6 +188,12 @@ func Print(w io.Writer, r *Report) {
 				continue
 			}
 			line(fmt.Sprintf("  listing %d entries: %s", s.Entries, s.Server), f2(s.Seconds)+" s", callsNote(s.Calls))
+		}
+	}
+	if len(r.Profiles) > 0 {
+		fmt.Fprintf(tw, "\nagent profiles under the client workload (go tool pprof -top FILE):\n")
+		for _, p := range r.Profiles {
+			fmt.Fprintf(tw, "  %s\n", p)
 		}
 	}
 	if len(r.Notes) > 0 || len(r.Errors) > 0 {
@@ -164,6 +217,9 @@ func Print(w io.Writer, r *Report) {
 	fmt.Fprintf(tw, "\nphases:%s\n", b.String())
 	tw.Flush()
 }
+
+// workloadOf is the workload the report ran.
+func workloadOf(r *Report) workload.Config { return r.Workload.WithDefaults() }
 
 func callsNote(n int) string {
 	if n == 0 {

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/luksmount/luksmount/bench/guestspec"
-	"github.com/luksmount/luksmount/bench/workload"
 	"github.com/luksmount/luksmount/host/qemu"
+	"github.com/luksmount/luksmount/host/vnet"
 	"github.com/luksmount/luksmount/initramfs/cpio"
 )
 
@@ -31,12 +31,25 @@ const NFSDExport = "/mnt/data"
 
 // NFSD is a running nfsd-variant VM.
 type NFSD struct {
-	cmd       *exec.Cmd
-	dir       string
-	results   string
-	NFSPort   int // on the host's 127.0.0.1 (QEMU user networking hostfwd)
-	MountPort int
-	done      chan error
+	cmd        *exec.Cmd
+	dir        string
+	results    string
+	NFSPort    int // on the host's 127.0.0.1 (vnet forward or QEMU hostfwd)
+	MountPort  int
+	StreamPort int
+	vn         *vnet.Network // nil on QEMU user net
+	done       chan error
+}
+
+// NFSDSpec is one nfsd-image VM.
+type NFSDSpec struct {
+	Dir     string
+	Disk    string // "" = none (net mode)
+	Machine Machine
+	Net     Net
+	Pass    []byte
+	// Config is the guest's job; Mode and Workload are the caller's, the rest is filled here.
+	Config guestspec.Config
 }
 
 func freePort() (int, error) {
@@ -50,10 +63,10 @@ func freePort() (int, error) {
 
 // StartNFSDBooted is StartNFSD, retried once when the guest says nothing within bootLimit:
 // under TCG with two vCPUs on a loaded host the kernel occasionally hangs in early timer setup.
-func StartNFSDBooted(ctx context.Context, im Images, disk, dir string, m Machine, pass []byte, mode string, w workload.Config, logf func(string, ...any)) (*NFSD, error) {
+func StartNFSDBooted(ctx context.Context, im Images, spec NFSDSpec, logf func(string, ...any)) (*NFSD, error) {
 	const bootLimit = 2 * time.Minute
 	for attempt := 1; ; attempt++ {
-		n, err := StartNFSD(ctx, im, disk, dir, m, pass, mode, w)
+		n, err := StartNFSD(ctx, im, spec)
 		if err != nil {
 			return nil, err
 		}
@@ -72,29 +85,26 @@ func StartNFSDBooted(ctx context.Context, im Images, disk, dir string, m Machine
 		n.cmd.Process.Kill()
 		<-n.done
 		if attempt == 2 {
-			return nil, fmt.Errorf("nfsd VM said nothing within %s, twice; console %s", bootLimit, filepath.Join(dir, "console.log"))
+			return nil, fmt.Errorf("nfsd VM said nothing within %s, twice; console %s", bootLimit, filepath.Join(spec.Dir, "console.log"))
 		}
 		logf("  nfsd VM said nothing within %s (early-boot hang under TCG): retrying", bootLimit)
 	}
 }
 
-// StartNFSD boots the nfsd image on disk in mode (guestspec.ModeNFSD or ModeLocal), on the same
-// machine shape and disk settings as ours (q35, TCG, virtio-blk with the host page cache and
-// flushes honoured). Networking is QEMU user networking with hostfwd on 127.0.0.1.
-func StartNFSD(ctx context.Context, im Images, disk, dir string, m Machine, pass []byte, mode string, w workload.Config) (*NFSD, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// StartNFSD boots the nfsd image in spec.Config.Mode (guestspec.ModeNFSD, ModeLocal or ModeNet),
+// on the same machine shape and disk settings as ours (q35, TCG, virtio-blk with the host page
+// cache and flushes honoured) and behind spec.Net: host/vnet with its 127.0.0.1 forwards, as
+// ours, or QEMU user networking with hostfwd on 127.0.0.1.
+func StartNFSD(ctx context.Context, im Images, spec NFSDSpec) (*NFSD, error) {
+	dir := spec.Dir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	os.Chmod(dir, 0o700) // the vnet socket's directory must be private
 	n := &NFSD{dir: dir, results: filepath.Join(dir, guestspec.ResultsPort+".out"), done: make(chan error, 1)}
-	var err error
-	if n.NFSPort, err = freePort(); err != nil {
-		return nil, err
-	}
-	if n.MountPort, err = freePort(); err != nil {
-		return nil, err
-	}
-	cfg := guestspec.Config{Mode: mode, Device: "/dev/vda", Passphrase: string(pass), NFSDThreads: 8,
-		MountdPort: mountdPort, ExportOptions: "rw,sync,no_root_squash,insecure,no_subtree_check", Workload: w}
+	cfg := spec.Config
+	cfg.Device, cfg.Passphrase, cfg.NFSDThreads, cfg.MountdPort = "/dev/vda", string(spec.Pass), 8, mountdPort
+	cfg.ExportOptions = "rw,sync,no_root_squash,insecure,no_subtree_check"
 	js, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -106,35 +116,50 @@ func StartNFSD(ctx context.Context, im Images, disk, dir string, m Machine, pass
 	os.Remove(n.results)
 	qc := qemu.Config{
 		Arch: qemu.ArchAMD64, Accel: qemu.AccelTCG, HostOS: runtime.GOOS,
-		MemoryMiB: m.MemoryMiB, CPUs: m.CPUs, Kernel: im.Kernel, Initrd: initrd,
+		MemoryMiB: spec.Machine.MemoryMiB, CPUs: spec.Machine.CPUs, Kernel: im.Kernel, Initrd: initrd,
 		ConsoleLog: filepath.Join(dir, "console.log"),
-		Disks:      []qemu.Disk{{Path: disk}},
 		NoControl:  true,
-		UserNet: &qemu.UserNet{Forwards: []qemu.Forward{
-			{HostPort: n.NFSPort, GuestPort: 2049}, {HostPort: n.MountPort, GuestPort: mountdPort}}},
 		Serials: []qemu.SerialPort{
 			{Name: guestspec.ResultsPort, File: n.results},
 			{Name: guestspec.StopPort, Socket: filepath.Join(dir, "stop.sock")},
 		},
 	}
+	if spec.Disk != "" {
+		qc.Disks = []qemu.Disk{{Path: spec.Disk}}
+	}
+	ports, vn, err := spec.Net.attach(&qc, dir, 2049, mountdPort, guestspec.StreamPort)
+	if err != nil {
+		return nil, fmt.Errorf("nfsd VM network: %w", err)
+	}
+	n.vn = vn
+	n.NFSPort, n.MountPort, n.StreamPort = ports[0], ports[1], ports[2]
 	args, err := qc.Args()
 	if err != nil {
+		n.closeNet()
 		return nil, fmt.Errorf("nfsd VM: %w", err)
 	}
 	n.cmd = exec.Command(qc.Binary(), args...)
 	var stderr bytes.Buffer
 	n.cmd.Stderr = &stderr
 	if err := n.cmd.Start(); err != nil {
+		n.closeNet()
 		return nil, fmt.Errorf("start nfsd VM: %w", err)
 	}
 	go func() {
 		err := n.cmd.Wait()
+		n.closeNet()
 		if err != nil {
 			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 		}
 		n.done <- err
 	}()
 	return n, nil
+}
+
+func (n *NFSD) closeNet() {
+	if n.vn != nil {
+		n.vn.Close()
+	}
 }
 
 // Pid is QEMU's process id.

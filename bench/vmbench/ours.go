@@ -3,9 +3,12 @@ package vmbench
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/luksmount/luksmount/bench/nfsrpc"
@@ -29,9 +32,11 @@ type Step struct {
 // Ours is one running agent VM serving the disk.
 type Ours struct {
 	VM    *vm.VM
+	Net   Net
 	Steps []Step
 	Total float64 // QEMU start to client mounted, seconds
 	dir   string
+	prof  string // the agent's profile port on the host
 }
 
 // KDF is the bench disk's key derivation: real argon2id with fixed cost (64 MiB, 4 passes), so
@@ -39,20 +44,42 @@ type Ours struct {
 // picks a different cost each time and takes a minute to do it.
 var KDF = control.FormatRequest{Type: "luks2", PBKDF: "argon2id", PBKDFMemoryKiB: 64 << 10, PBKDFForceIterations: 4, Label: "lmbench"}
 
-func startAgent(ctx context.Context, im Images, disk string, m Machine, logf func(string, ...any)) (*vm.VM, string, error) {
-	dir, err := os.MkdirTemp("", "lmbench-") // short: unix socket paths are limited
+// ProfilePort is the guest port the agent serves its profiles on in the bench, asked for with
+// profileFlag on the kernel command line (guest/agent ProfileFlag).
+const (
+	ProfilePort = 6060
+	profileFlag = "luksmount.pprof"
+)
+
+// startAgent boots the agent image on disk behind n. prof is the host address of the agent's
+// profile port.
+func startAgent(ctx context.Context, im Images, disk string, m Machine, n Net, logf func(string, ...any)) (v *vm.VM, dir, prof string, err error) {
+	dir, err = os.MkdirTemp("", "lmbench-") // short: unix socket paths are limited
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	v, err := vm.Start(ctx, vm.Spec{
-		Config: qemu.Config{
-			Arch: qemu.Arch(runtime.GOARCH), Accel: qemu.AccelTCG, HostOS: runtime.GOOS,
-			MemoryMiB: m.MemoryMiB, CPUs: m.CPUs, Kernel: im.Kernel, Initrd: im.Agent,
-			Disks: []qemu.Disk{{Path: disk, Serial: "lmbench"}},
-		},
-		RuntimeDir: filepath.Join(dir, "run"),
-		ConsoleLog: filepath.Join(dir, "console.log"),
-		Lifetime:   40 * time.Minute,
+	qc := qemu.Config{
+		Arch: qemu.Arch(runtime.GOARCH), Accel: qemu.AccelTCG, HostOS: runtime.GOOS,
+		MemoryMiB: m.MemoryMiB, CPUs: m.CPUs, Kernel: im.Kernel, Initrd: im.Agent,
+		Disks:   []qemu.Disk{{Path: disk, Serial: "lmbench"}},
+		Cmdline: profileFlag + "=" + strconv.Itoa(ProfilePort),
+	}
+	var hostPorts []int
+	if n.User {
+		// QEMU's user network on vnet's addresses: the agent's static setup works unchanged.
+		if qc.UserNet, hostPorts, err = serverNet(2049, ProfilePort); err != nil {
+			os.RemoveAll(dir)
+			return nil, "", "", err
+		}
+		qc.NetMTU = n.mtu()
+	}
+	v, err = vm.Start(ctx, vm.Spec{
+		Config:        qc,
+		NetMTU:        n.MTU,
+		NetExtraPorts: []int{ProfilePort},
+		RuntimeDir:    filepath.Join(dir, "run"),
+		ConsoleLog:    filepath.Join(dir, "console.log"),
+		Lifetime:      40 * time.Minute,
 		Logf: func(format string, args ...any) {
 			if logf != nil {
 				logf("  host/vm: "+format, args...)
@@ -61,14 +88,19 @@ func startAgent(ctx context.Context, im Images, disk string, m Machine, logf fun
 	})
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, "", fmt.Errorf("start agent VM: %w", err)
+		return nil, "", "", fmt.Errorf("start agent VM: %w", err)
 	}
-	return v, dir, nil
+	if nw := v.Network(); nw != nil {
+		prof = nw.ForwardAddr(ProfilePort).String()
+	} else {
+		prof = net.JoinHostPort("127.0.0.1", strconv.Itoa(hostPorts[1]))
+	}
+	return v, dir, prof, nil
 }
 
 // FormatDisk makes disk a LUKS2 (KDF) + ext4 volume through the agent.
 func FormatDisk(ctx context.Context, im Images, disk string, m Machine, pass []byte, logf func(string, ...any)) error {
-	v, dir, err := startAgent(ctx, im, disk, m, logf)
+	v, dir, _, err := startAgent(ctx, im, disk, m, Net{}, logf)
 	if err != nil {
 		return err
 	}
@@ -87,14 +119,15 @@ func FormatDisk(ctx context.Context, im Images, disk string, m Machine, pass []b
 }
 
 // BootOurs boots the agent on disk, unlocks, mounts and serves it as the product does, and
-// mounts the export from the host with a minimal NFS client through the 127.0.0.1 forward.
-func BootOurs(ctx context.Context, im Images, disk string, m Machine, pass []byte, logf func(string, ...any)) (*Ours, error) {
+// mounts the export from the host with a minimal NFS client through the 127.0.0.1 forward (n:
+// host/vnet as the product, or QEMU's user network for the path comparison).
+func BootOurs(ctx context.Context, im Images, disk string, m Machine, pass []byte, n Net, logf func(string, ...any)) (*Ours, error) {
 	t0 := time.Now()
-	v, dir, err := startAgent(ctx, im, disk, m, logf)
+	v, dir, prof, err := startAgent(ctx, im, disk, m, n, logf)
 	if err != nil {
 		return nil, err
 	}
-	o := &Ours{VM: v, dir: dir}
+	o := &Ours{VM: v, dir: dir, Net: n, prof: prof}
 	fail := func(err error) (*Ours, error) {
 		tail := v.ConsoleTail(30)
 		o.Stop(context.Background())
@@ -198,6 +231,48 @@ func (o *Ours) Footprint(ctx context.Context, idle time.Duration) (Footprint, er
 	f.IdleCPUQEMU = CPUSeconds(pid) - q0
 	f.IdleCPUHost = CPUSeconds(os.Getpid()) - h0
 	return f, nil
+}
+
+// CPUProfile starts the agent's CPU profile; stop ends it and writes it to path.
+func (o *Ours) CPUProfile(path string) (stop func() error, err error) {
+	c, err := net.DialTimeout("tcp", o.prof, 10*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("agent profile port: %w", err)
+	}
+	if _, err := c.Write([]byte("cpu\n")); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return func() error {
+		defer c.Close()
+		c.(*net.TCPConn).CloseWrite()
+		c.SetDeadline(time.Now().Add(time.Minute))
+		b, err := io.ReadAll(c)
+		if err != nil {
+			return fmt.Errorf("agent CPU profile: %w", err)
+		}
+		if len(b) == 0 {
+			return fmt.Errorf("agent CPU profile: empty (is the agent built with the profile hook?)")
+		}
+		return os.WriteFile(path, b, 0o644)
+	}, nil
+}
+
+// HeapProfile writes the agent's heap profile to path.
+func (o *Ours) HeapProfile(path string) error {
+	c, err := net.DialTimeout("tcp", o.prof, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.Write([]byte("heap\n"))
+	c.(*net.TCPConn).CloseWrite()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	b, err := io.ReadAll(c)
+	if err != nil || len(b) == 0 {
+		return fmt.Errorf("agent heap profile: %d bytes (%v)", len(b), err)
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // Stop shuts the agent down cleanly (sync, unmount, close) and removes the run directory.

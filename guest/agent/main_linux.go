@@ -79,6 +79,9 @@ func Main() error {
 	} else {
 		tl.Step("network", start, "%s %s via %s", nc.Interface, nc.Address, nc.Gateway)
 	}
+	if port, ok := cmdline.Values[ProfileFlag]; ok {
+		ServeProfiles(port, tl)
+	}
 
 	exe := &command.Exec{Guard: &reaper.Guard}
 	if debugOn {

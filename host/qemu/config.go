@@ -62,7 +62,10 @@ type Config struct {
 	ControlSocket string // unix socket the host listens on; QEMU connects the control port to it
 	NetSocket     string // unix socket gvproxy listens on; QEMU connects its stream netdev to it
 	MAC           string // guest NIC MAC; "" = GuestMAC
-	QMPSocket     string // unix socket QEMU listens on for QMP ("" = no QMP)
+	// NetMTU, if set, is offered to the guest through virtio-net's host_mtu (VIRTIO_NET_F_MTU: the
+	// guest driver starts the link at it, no guest configuration needed). host/vnet's MTU.
+	NetMTU    int
+	QMPSocket string // unix socket QEMU listens on for QMP ("" = no QMP)
 	// EventSocket is a second QMP monitor that host/vm keeps connected to read events
 	// (BLOCK_IO_ERROR) while QMPSocket stays free for commands ("" = none).
 	EventSocket string
@@ -174,6 +177,9 @@ func (c *Config) Validate() error {
 		if strings.ContainsAny(v, ",\n") {
 			return invalid("%s path %q contains a comma or newline, which QEMU cannot take", name, v)
 		}
+	}
+	if c.NetMTU != 0 && (c.NetMTU < 576 || c.NetMTU > 65535) {
+		return invalid("network MTU %d is out of range 576-65535", c.NetMTU)
 	}
 	if c.MAC != "" {
 		hw, err := net.ParseMAC(c.MAC)
@@ -312,7 +318,7 @@ func (c *Config) Args() ([]string, error) {
 		add("-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path="+c.NetSocket)
 		// romfile= skips the iPXE option ROM: direct kernel boot never uses it, and SeaBIOS
 		// spends boot time loading it.
-		add("-device", "virtio-net-pci,netdev=net0,mac="+strings.ToLower(mac)+",romfile=")
+		add("-device", "virtio-net-pci,netdev=net0,mac="+strings.ToLower(mac)+",romfile="+c.hostMTU())
 	}
 	add(c.extraArgs()...)
 	// Entropy for the guest's crng: cryptsetup and the NFS server want random numbers early.

@@ -200,6 +200,15 @@ func TestArgsShapes(t *testing.T) {
 			},
 			want: [][]string{{"-device", "virtio-net-pci,netdev=net0,mac=52:54:00:ab:cd:ef,romfile="}},
 		},
+		{
+			name: "jumbo MTU offered through host_mtu",
+			cfg: func() Config {
+				c := base(ArchAMD64, AccelTCG, "linux")
+				c.NetMTU = 65520
+				return c
+			},
+			want: [][]string{{"-device", "virtio-net-pci,netdev=net0,mac=5a:94:ef:e4:0c:ee,romfile=,host_mtu=65520"}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,6 +275,7 @@ func TestValidate(t *testing.T) {
 		{"too many cpus", func(c *Config) { c.CPUs = 1000 }, "1000 vCPUs"},
 		{"comma in path", func(c *Config) { c.ConsoleLog = "/tmp/a,b.log" }, "contains a comma"},
 		{"bad mac", func(c *Config) { c.MAC = "zz" }, `bad MAC address "zz"`},
+		{"tiny mtu", func(c *Config) { c.NetMTU = 100 }, "network MTU 100 is out of range"},
 		{"vsock on mac", func(c *Config) { c.HostOS = "darwin"; c.Accel = AccelTCG; c.VsockCID = 3 }, "vsock needs a Linux host"},
 		{"vsock reserved cid", func(c *Config) { c.VsockCID = 2 }, "vsock CID 2 is reserved"},
 		{"disk without path", func(c *Config) { c.Disks[0].Path = "" }, "disk 0 (): path not set"},

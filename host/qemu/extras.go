@@ -64,7 +64,7 @@ func (u *UserNet) validate() error {
 	return nil
 }
 
-func (u *UserNet) args() []string {
+func (u *UserNet) args(hostMTU string) []string {
 	nd := "user,id=net0"
 	if u.Net != "" {
 		nd += ",net=" + u.Net
@@ -80,7 +80,7 @@ func (u *UserNet) args() []string {
 		nd += ",hostfwd=tcp:" + host + ":" + strconv.Itoa(f.HostPort) + "-" + f.GuestAddr + ":" + strconv.Itoa(f.GuestPort)
 	}
 	// romfile= as for the stream netdev: no iPXE ROM for a direct kernel boot.
-	return []string{"-netdev", nd, "-device", "virtio-net-pci,netdev=net0,romfile="}
+	return []string{"-netdev", nd, "-device", "virtio-net-pci,netdev=net0,romfile=" + hostMTU}
 }
 
 func validateSerials(ports []SerialPort) error {
@@ -145,9 +145,19 @@ func (c *Config) validateExtras() error {
 func (c *Config) extraArgs() []string {
 	var a []string
 	if c.UserNet != nil {
-		a = append(a, c.UserNet.args()...)
+		a = append(a, c.UserNet.args(c.hostMTU())...)
 	}
 	return append(a, serialArgs(c.Serials)...)
+}
+
+// hostMTU is the virtio-net option offering NetMTU to the guest ("" = the driver's 1500). QEMU's
+// user network (slirp) keeps its own 1500-byte MTU whatever the guest's (QEMU has no option for
+// libslirp's if_mtu), so there it only changes what the guest offers.
+func (c *Config) hostMTU() string {
+	if c.NetMTU == 0 {
+		return ""
+	}
+	return ",host_mtu=" + strconv.Itoa(c.NetMTU)
 }
 
 // controlServer is the control chardev's server option: QEMU connects to the host's socket,

@@ -36,6 +36,8 @@ func TestArgsHelperVMs(t *testing.T) {
 		{"no network, no ports", func(c *Config) {}, nil},
 		{"user net, QEMU's default network", func(c *Config) { c.UserNet = &UserNet{} },
 			[]string{"-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile="}},
+		{"user net, guest MTU 9000", func(c *Config) { c.UserNet, c.NetMTU = &UserNet{}, 9000 },
+			[]string{"-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile=,host_mtu=9000"}},
 		{"user net with forwards on loopback", func(c *Config) {
 			c.UserNet = &UserNet{Net: "192.168.127.0/24", Host: "192.168.127.1", Forwards: []Forward{
 				{HostPort: 40000, GuestAddr: "192.168.127.2", GuestPort: 2049},

@@ -174,6 +174,21 @@ func (s *sup) stackKDFMiB() int64 {
 	return (kib + 1023) / 1024
 }
 
+// stackKDFLanes is the most argon2 lanes any LUKS keyslot of the target asks for (0: pbkdf2).
+func (s *sup) stackKDFLanes() int {
+	lanes := 0
+	if s.id.Kind.IsLUKS() {
+		_, lanes = KDFNeeds(s.id.LUKS)
+	}
+	if s.stack != nil {
+		for _, id := range s.stack.luks {
+			_, l := KDFNeeds(id.LUKS)
+			lanes = max(lanes, l)
+		}
+	}
+	return lanes
+}
+
 // stackLabel describes a layered target for the log.
 func (s *sup) stackLabel() string {
 	if s.stack == nil {

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"runtime"
 
 	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/host/timelog"
@@ -19,14 +20,11 @@ type vmSize struct {
 	CPUs      int
 }
 
-// sizeForMount sizes a VM that unlocks a keyslot needing kdfMiB (0: not encrypted); memMiB and
-// cpus are the user's overrides (0 = sized here).
-func sizeForMount(kdfMiB int64, memMiB, cpus int) vmSize {
-	defCPUs := 1
-	if kdfMiB > 0 {
-		defCPUs = 2 // argon2 uses parallel lanes
-	}
-	return sized(kdfMiB, qemu.MemoryForKDF(kdfMiB), memMiB, cpus, defCPUs)
+// sizeForMount sizes a VM that unlocks a keyslot needing kdfMiB and lanes argon2 lanes (0, 0:
+// not encrypted, or pbkdf2); memMiB and cpus are the user's overrides (0 = sized here: see
+// sizing.go).
+func sizeForMount(kdfMiB int64, lanes, memMiB, cpus int) vmSize {
+	return sized(kdfMiB, qemu.MemoryForKDF(kdfMiB), memMiB, cpus, CPUsForKDF(lanes, runtime.NumCPU()))
 }
 
 // sizeForFormat sizes a VM that creates a keyslot of kdfMiB.

@@ -5,6 +5,7 @@
 package vm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -54,6 +56,10 @@ type Spec struct {
 	BindAddr     string
 	BindPort     int
 	GuestNFSPort int
+	// NetMTU is the virtual link's MTU (0 = vnet.DefaultMTU); NetExtraPorts are more guest ports
+	// host/vnet forwards and lets the guest answer from (bench: the agent's profile port).
+	NetMTU        int
+	NetExtraPorts []int
 
 	// ConnectTimeout bounds QEMU's start-up until it connects the control port (0 = 30 s).
 	ConnectTimeout time.Duration
@@ -158,7 +164,11 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 		return p
 	}
 	v.cfg.ControlSocket = path("control.sock")
-	v.cfg.NetSocket = path("net.sock")
+	if spec.Config.UserNet == nil {
+		v.cfg.NetSocket = path("net.sock")
+		// The guest learns the link's MTU from virtio-net (host_mtu); gvproxy uses the same.
+		v.cfg.NetMTU = cmp.Or(spec.NetMTU, vnet.DefaultMTU)
+	}
 	v.cfg.QMPSocket = path("qmp.sock")
 	if spec.OnQMPEvent != nil {
 		v.cfg.EventSocket = path("qmp-events.sock")
@@ -171,6 +181,9 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 		v.cfg.ConsoleLog = path("console.log")
 	}
 	for _, p := range []string{v.cfg.ControlSocket, v.cfg.NetSocket, v.cfg.QMPSocket} {
+		if p == "" {
+			continue
+		}
 		if err := session.CheckSocketPath(runtime.GOOS, p); err != nil {
 			return nil, fmt.Errorf("vm: %w", err)
 		}
@@ -193,9 +206,13 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 		return nil, fmt.Errorf("cannot listen for the control channel on %s: %w", v.cfg.ControlSocket, err)
 	}
 	defer ctlLn.Close() // one connection only; the socket file goes with the listener
-	v.net, err = vnet.Start(vnet.Config{SocketPath: v.cfg.NetSocket, BindAddr: spec.BindAddr, BindPort: spec.BindPort, GuestPort: spec.GuestNFSPort})
-	if err != nil {
-		return nil, err
+	// Config.UserNet (bench: the path comparison) replaces gvproxy with QEMU's own user network.
+	if v.cfg.NetSocket != "" {
+		v.net, err = vnet.Start(vnet.Config{SocketPath: v.cfg.NetSocket, BindAddr: spec.BindAddr, BindPort: spec.BindPort,
+			GuestPort: spec.GuestNFSPort, MTU: v.cfg.NetMTU, ExtraPorts: spec.NetExtraPorts})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if spec.RunAs != nil {
 		if err := reachable(spec.RunAs, filepath.Dir(dir)); err != nil {
@@ -289,7 +306,9 @@ func (v *VM) wait(dir string) {
 	if v.spec.ConsoleLog != "" && v.spec.ConsoleLog != v.cfg.ConsoleLog {
 		copyFile(v.cfg.ConsoleLog, v.spec.ConsoleLog)
 	}
-	v.net.Close()
+	if v.net != nil {
+		v.net.Close()
+	}
 	if v.ctl != nil {
 		// QEMU's exit closed its end of the control socket. Let the reader drain what is
 		// already buffered (the agent answers Shutdown and powers off at once) before closing
@@ -348,7 +367,17 @@ func (v *VM) Control() *control.Client { return v.ctl }
 func (v *VM) Network() *vnet.Network { return v.net }
 
 // NFSAddr is the host address (127.0.0.1:PORT by default) forwarded to the guest's NFS port.
-func (v *VM) NFSAddr() string { return v.net.Addr().String() }
+// With Config.UserNet it is the first hostfwd's.
+func (v *VM) NFSAddr() string {
+	if v.net == nil {
+		if u := v.cfg.UserNet; u != nil && len(u.Forwards) > 0 {
+			f := u.Forwards[0]
+			return net.JoinHostPort(cmp.Or(f.HostAddr, "127.0.0.1"), strconv.Itoa(f.HostPort))
+		}
+		return ""
+	}
+	return v.net.Addr().String()
+}
 
 // Pid is QEMU's process id.
 func (v *VM) Pid() int { return v.cmd.Process.Pid }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync/atomic"
 )
 
@@ -17,7 +18,7 @@ import (
 //
 //   - ARP;
 //   - IPv4 UDP to port 67 (DHCP) addressed to the gateway or broadcast;
-//   - IPv4 TCP from the served port to the gateway, without a bare SYN (replies on connections the
+//   - IPv4 TCP from a served port (GuestPort, ExtraPorts) to the gateway, without a bare SYN (replies on connections the
 //     host opened; a guest-initiated connection starts with SYN and is dropped).
 //
 // Everything else (other TCP, other UDP such as DNS, ICMP, IPv6, IP fragments) is dropped. It also
@@ -25,20 +26,20 @@ import (
 // guest claims (fixed upstream after v0.8.9).
 type filterConn struct {
 	net.Conn
-	r         *bufio.Reader
-	maxFrame  int
-	guestPort uint16
-	pending   []byte // framed, allowed frames not yet returned by Read
-	hdr       [4]byte
-	dropped   atomic.Uint64
+	r        *bufio.Reader
+	maxFrame int
+	served   []uint16
+	pending  []byte // framed, allowed frames not yet returned by Read
+	hdr      [4]byte
+	dropped  atomic.Uint64
 }
 
-func newFilterConn(c net.Conn, mtu, guestPort int) *filterConn {
+func newFilterConn(c net.Conn, mtu int, served []uint16) *filterConn {
 	return &filterConn{
-		Conn:      c,
-		r:         bufio.NewReaderSize(c, 64*1024),
-		maxFrame:  mtu + 14 + 4, // Ethernet header and a VLAN tag
-		guestPort: uint16(guestPort),
+		Conn:     c,
+		r:        bufio.NewReaderSize(c, 64*1024),
+		maxFrame: mtu + 14 + 4, // Ethernet header and a VLAN tag
+		served:   served,
 	}
 }
 
@@ -57,7 +58,7 @@ func (f *filterConn) Read(p []byte) (int, error) {
 		if _, err := io.ReadFull(f.r, frame[4:]); err != nil {
 			return 0, err
 		}
-		if allowFromGuest(frame[4:], f.guestPort) {
+		if allowFromGuest(frame[4:], f.served) {
 			f.pending = frame
 		} else {
 			f.dropped.Add(1)
@@ -83,7 +84,7 @@ const (
 )
 
 // allowFromGuest applies the policy above to one Ethernet frame.
-func allowFromGuest(frame []byte, guestPort uint16) bool {
+func allowFromGuest(frame []byte, served []uint16) bool {
 	if len(frame) < 14 {
 		return false
 	}
@@ -119,7 +120,7 @@ func allowFromGuest(frame []byte, guestPort uint16) bool {
 		if len(l4) < 20 || dst != gatewayIP4 {
 			return false
 		}
-		if binary.BigEndian.Uint16(l4[0:2]) != guestPort {
+		if !slices.Contains(served, binary.BigEndian.Uint16(l4[0:2])) {
 			return false
 		}
 		flags := l4[13]

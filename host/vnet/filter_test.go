@@ -46,6 +46,8 @@ func TestAllowFromGuest(t *testing.T) {
 		{"guest syn elsewhere", frame(protoTCP, elsewhere, 40000, 443, tcpFlagSYN, 0), false},
 		{"nfs port to elsewhere", frame(protoTCP, elsewhere, 2049, 40000, tcpFlagACK, 0), false},
 		{"other source port", frame(protoTCP, gatewayIP4, 2050, 40000, tcpFlagACK, 0), false},
+		{"extra port reply", frame(protoTCP, gatewayIP4, 32767, 40000, tcpFlagACK, 0), true},
+		{"guest syn from extra port", frame(protoTCP, gatewayIP4, 32767, 22, tcpFlagSYN, 0), false},
 		{"dhcp broadcast", frame(protoUDP, broadcastIP4, 68, 67, 0, 0), true},
 		{"dhcp to gateway", frame(protoUDP, gatewayIP4, 68, 67, 0, 0), true},
 		{"udp 67 elsewhere", frame(protoUDP, elsewhere, 68, 67, 0, 0), false},
@@ -57,7 +59,7 @@ func TestAllowFromGuest(t *testing.T) {
 		{"runt", make([]byte, 10), false},
 	}
 	for _, tt := range tests {
-		if got := allowFromGuest(tt.frame, 2049); got != tt.want {
+		if got := allowFromGuest(tt.frame, []uint16{2049, 32767}); got != tt.want {
 			t.Errorf("%s: allowFromGuest = %v, want %v", tt.name, got, tt.want)
 		}
 	}
@@ -67,6 +69,6 @@ func FuzzAllowFromGuest(f *testing.F) {
 	f.Add(frame(protoTCP, gatewayIP4, 2049, 40000, tcpFlagACK, 0))
 	f.Add(frame(protoUDP, broadcastIP4, 68, 67, 0, 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		allowFromGuest(b, 2049) // must not panic on any input
+		allowFromGuest(b, []uint16{2049}) // must not panic on any input
 	})
 }

@@ -29,9 +29,13 @@ const (
 	GuestMAC   = "5a:94:ef:e4:0c:ee"
 	// NFSPort is the guest port the forward reaches by default.
 	NFSPort = 2049
-	// DefaultMTU is what DHCP hands the guest. QEMU's stream netdev carries larger frames, but the
-	// gain through gvisor's per-frame switch was not measured yet, so stay with Ethernet's.
-	DefaultMTU = 1500
+	// DefaultMTU is the virtual link's MTU (the guest learns it from virtio-net's host_mtu, see
+	// host/qemu Config.NetMTU). Chosen by make bench's network-path rows: see DefaultMTU's note in
+	// mtu.go.
+	DefaultMTU = defaultMTU
+	// MaxMTU is the largest link MTU: QEMU's stream netdev frames up to 64 KiB + 4 KiB
+	// (net/net.c NET_BUFSIZE) and 65520 leaves room for the Ethernet header below 64 KiB.
+	MaxMTU = 65520
 )
 
 // Config configures a Network.
@@ -48,6 +52,13 @@ type Config struct {
 	GuestPort int
 	// MTU of the virtual link; 0 = DefaultMTU.
 	MTU int
+	// ExtraPorts are more guest ports reachable from the host, each through its own forward on
+	// BindAddr (a free port: see ForwardAddr) and through DialGuest; the filter passes the guest's
+	// replies from them as it does for GuestPort. For helper VMs (the bench's kernel nfsd needs
+	// mountd's port too); the product serves one port.
+	ExtraPorts []int
+	// Batch coalesces frame writes towards the guest (see batchConn); nil = DefaultBatch.
+	Batch *bool
 	// Debug keeps gvisor-tap-vsock's own log (logrus, stderr). Off, it is silenced: it reports
 	// expected events such as the VM's link going away as errors.
 	Debug bool
@@ -57,8 +68,9 @@ type Config struct {
 type Network struct {
 	cfg   Config
 	vn    *virtualnetwork.VirtualNetwork
-	sock  net.Listener // QEMU's side; closed after the first connection
-	fwd   net.Listener // the user's side
+	sock  net.Listener         // QEMU's side; closed after the first connection
+	fwd   net.Listener         // the user's side, to GuestPort
+	extra map[int]net.Listener // ExtraPorts' forwards, by guest port
 	ctx   context.Context
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
@@ -92,11 +104,16 @@ func Start(cfg Config) (*Network, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU
 	}
-	if cfg.MTU < 576 || cfg.MTU > 65000 {
-		return nil, fmt.Errorf("vnet: MTU %d is out of range 576-65000", cfg.MTU)
+	if cfg.MTU < 576 || cfg.MTU > MaxMTU {
+		return nil, fmt.Errorf("vnet: MTU %d is out of range 576-%d", cfg.MTU, MaxMTU)
 	}
 	if cfg.GuestPort < 1 || cfg.GuestPort > 65535 || cfg.BindPort < 0 || cfg.BindPort > 65535 {
 		return nil, fmt.Errorf("vnet: port out of range (guest %d, bind %d)", cfg.GuestPort, cfg.BindPort)
+	}
+	for _, p := range cfg.ExtraPorts {
+		if p < 1 || p > 65535 || p == cfg.GuestPort {
+			return nil, fmt.Errorf("vnet: extra guest port %d is out of range or repeats the served port", p)
+		}
 	}
 	if !cfg.Debug {
 		// gvisor-tap-vsock logs through the global logrus logger; nothing else here uses it.
@@ -118,17 +135,54 @@ func Start(cfg Config) (*Network, error) {
 		sock.Close()
 		return nil, fmt.Errorf("cannot listen on %s port %d for the NFS forward: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
+	extra := map[int]net.Listener{}
+	for _, p := range cfg.ExtraPorts {
+		l, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddr, "0"))
+		if err != nil {
+			sock.Close()
+			fwd.Close()
+			for _, l := range extra {
+				l.Close()
+			}
+			return nil, fmt.Errorf("cannot listen on %s for the forward to guest port %d: %w", cfg.BindAddr, p, err)
+		}
+		extra[p] = l
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	n := &Network{
-		cfg: cfg, vn: vn, sock: sock, fwd: fwd, ctx: ctx, stop: stop,
+		cfg: cfg, vn: vn, sock: sock, fwd: fwd, extra: extra, ctx: ctx, stop: stop,
 		guest:    net.JoinHostPort(GuestIP, strconv.Itoa(cfg.GuestPort)),
 		conns:    map[net.Conn]struct{}{},
 		attached: make(chan struct{}),
 	}
-	n.wg.Add(2)
+	n.wg.Add(2 + len(extra))
 	go n.acceptLink()
-	go n.acceptForward()
+	go n.acceptForward(fwd, n.guest)
+	for p, l := range extra {
+		go n.acceptForward(l, net.JoinHostPort(GuestIP, strconv.Itoa(p)))
+	}
 	return n, nil
+}
+
+// ForwardAddr is the host address forwarded to guest port p (GuestPort or one of ExtraPorts),
+// nil for any other port.
+func (n *Network) ForwardAddr(p int) *net.TCPAddr {
+	if p == n.cfg.GuestPort {
+		return n.Addr()
+	}
+	if l, ok := n.extra[p]; ok {
+		return l.Addr().(*net.TCPAddr)
+	}
+	return nil
+}
+
+// served are the guest ports the filter passes replies from.
+func (n *Network) served() []uint16 {
+	ports := []uint16{uint16(n.cfg.GuestPort)}
+	for _, p := range n.cfg.ExtraPorts {
+		ports = append(ports, uint16(p))
+	}
+	return ports
 }
 
 // gvproxyConfig is the library configuration: gvproxy's addresses, and nothing that reaches out of
@@ -165,9 +219,12 @@ func (n *Network) acceptLink() {
 	n.link = conn
 	close(n.attached)
 	n.mu.Unlock()
-	var link net.Conn = newFilterConn(conn, n.cfg.MTU, n.cfg.GuestPort)
+	var link net.Conn = newFilterConn(conn, n.cfg.MTU, n.served())
 	if disableFilter {
 		link = conn
+	}
+	if n.cfg.Batch == nil && DefaultBatch || n.cfg.Batch != nil && *n.cfg.Batch {
+		link = &batchedLink{Conn: link, w: newBatchConn(conn)}
 	}
 	err = n.vn.AcceptQemu(n.ctx, link)
 	n.mu.Lock()
@@ -201,10 +258,10 @@ func (n *Network) DialGuest(ctx context.Context, port int) (net.Conn, error) {
 // Stats reports bytes sent to and received from the guest's link.
 func (n *Network) Stats() (sent, received uint64) { return n.vn.BytesSent(), n.vn.BytesReceived() }
 
-func (n *Network) acceptForward() {
+func (n *Network) acceptForward(ln net.Listener, guest string) {
 	defer n.wg.Done()
 	for {
-		c, err := n.fwd.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
@@ -217,7 +274,7 @@ func (n *Network) acceptForward() {
 			return
 		}
 		n.wg.Add(1)
-		go n.forward(c)
+		go n.forward(c, guest)
 	}
 }
 
@@ -239,11 +296,11 @@ func (n *Network) untrack(c net.Conn) {
 }
 
 // forward proxies one accepted connection to the guest.
-func (n *Network) forward(c net.Conn) {
+func (n *Network) forward(c net.Conn, guest string) {
 	defer n.wg.Done()
 	defer n.untrack(c)
 	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-	g, err := n.vn.DialContextTCP(ctx, n.guest)
+	g, err := n.vn.DialContextTCP(ctx, guest)
 	cancel()
 	if err != nil {
 		return // the client sees the connection close; it retries as NFS clients do
@@ -280,6 +337,9 @@ func (n *Network) Close() error {
 	n.closed = true
 	n.stop()
 	n.fwd.Close()
+	for _, l := range n.extra {
+		l.Close()
+	}
 	n.sock.Close()
 	if n.link != nil {
 		n.link.Close()

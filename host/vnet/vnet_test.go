@@ -36,14 +36,19 @@ type fakeGuest struct {
 	wg   sync.WaitGroup
 }
 
-func startFakeGuest(t *testing.T, socket string) *fakeGuest {
+func startFakeGuest(t testing.TB, socket string) *fakeGuest {
+	t.Helper()
+	return startFakeGuestMTU(t, socket, DefaultMTU)
+}
+
+func startFakeGuestMTU(t testing.TB, socket string, mtu uint32) *fakeGuest {
 	t.Helper()
 	conn, err := net.Dial("unix", socket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mac, _ := net.ParseMAC(GuestMAC)
-	ep := channel.New(256, DefaultMTU, tcpip.LinkAddress(mac))
+	ep := channel.New(256, mtu, tcpip.LinkAddress(mac))
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
@@ -101,8 +106,12 @@ func startFakeGuest(t *testing.T, socket string) *fakeGuest {
 	return g
 }
 
+func gonetListen(g *fakeGuest, port int) (*gonet.TCPListener, error) {
+	return gonet.ListenTCP(g.s, tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4Slice(net.ParseIP(GuestIP).To4()), Port: uint16(port)}, ipv4.ProtocolNumber)
+}
+
 func (g *fakeGuest) echoServer(t *testing.T, port int) {
-	l, err := gonet.ListenTCP(g.s, tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4Slice(net.ParseIP(GuestIP).To4()), Port: uint16(port)}, ipv4.ProtocolNumber)
+	l, err := gonetListen(g, port)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +133,7 @@ func (g *fakeGuest) dial(ctx context.Context, addr string) (net.Conn, error) {
 	return gonet.DialContextTCP(ctx, g.s, tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4Slice(net.ParseIP(host).To4()), Port: uint16(p)}, ipv4.ProtocolNumber)
 }
 
-func privateDir(t *testing.T) string {
+func privateDir(t testing.TB) string {
 	d, err := os.MkdirTemp("", "vnet") // short: unix socket paths are limited to ~104 bytes
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +142,7 @@ func privateDir(t *testing.T) string {
 	return d
 }
 
-func startNetwork(t *testing.T, cfg Config) *Network {
+func startNetwork(t testing.TB, cfg Config) *Network {
 	t.Helper()
 	if cfg.SocketPath == "" {
 		cfg.SocketPath = filepath.Join(privateDir(t), "net.sock")
@@ -284,6 +293,9 @@ func TestStartErrors(t *testing.T) {
 	for _, cfg := range []Config{
 		{},
 		{SocketPath: "/x", MTU: 100},
+		{SocketPath: "/x", MTU: MaxMTU + 1},
+		{SocketPath: "/x", ExtraPorts: []int{NFSPort}},
+		{SocketPath: "/x", ExtraPorts: []int{0}},
 		{SocketPath: "/x", GuestPort: 70000},
 		{SocketPath: "/nonexistent-dir/net.sock"},
 	} {
@@ -338,4 +350,41 @@ func hostAddress(t *testing.T) string {
 	}
 	t.Fatal("this machine has no non-loopback IPv4 address to test against")
 	return ""
+}
+
+// Extra ports get their own forward, the filter passes their replies, and a jumbo MTU carries
+// the stream in frames far larger than Ethernet's.
+func TestExtraPortsAndJumboMTU(t *testing.T) {
+	n := startNetwork(t, Config{MTU: MaxMTU, ExtraPorts: []int{32767}})
+	g := startFakeGuestMTU(t, n.cfg.SocketPath, MaxMTU)
+	g.echoServer(t, NFSPort)
+	g.echoServer(t, 32767)
+	if n.ForwardAddr(NFSPort).String() != n.Addr().String() || n.ForwardAddr(1234) != nil {
+		t.Fatalf("ForwardAddr: %v %v", n.ForwardAddr(NFSPort), n.ForwardAddr(1234))
+	}
+	for _, p := range []int{NFSPort, 32767} {
+		echoThrough(t, n.ForwardAddr(p).String(), 1<<20)
+	}
+	sent, _ := n.Stats()
+	if sent == 0 {
+		t.Error("no bytes counted towards the guest")
+	}
+}
+
+// echoThrough sends size random bytes to an echo server at addr and checks they come back.
+func echoThrough(t *testing.T, addr string, size int) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	data := make([]byte, size)
+	rand.Read(data)
+	go func() { c.Write(data); c.(*net.TCPConn).CloseWrite() }()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("echo through %s returned %d of %d bytes (%v)", addr, len(got), len(data), err)
+	}
 }
