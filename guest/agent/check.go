@@ -97,7 +97,7 @@ func (a *Agent) check(ctx context.Context, r *control.Request) (any, error) {
 	start := a.tl.Now()
 	p := a.startProgress("check", fmt.Sprintf("%s: %s", what, cmd))
 	res, err := p.runner(a.deps.Run, cmd.Name, parse).Run(ctx, cmd)
-	p.stop()
+	p.finish()
 	if err != nil {
 		return nil, control.Errorf(control.CodeInternal, "cannot run %s: %v", cmd.Name, err)
 	}

@@ -82,12 +82,29 @@ func TestCheckReportsProgressAndVerdict(t *testing.T) {
 		t.Fatalf("progress lines:\n%s", all)
 	}
 
+	// A check quicker than progressEvery still shows how far the checker got, once.
+	progressEvery = time.Hour
+	mu.Lock()
+	lines = nil
+	mu.Unlock()
+	if _, err := c.Check(context.Background(), control.CheckRequest{Device: "/dev/vdb"}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	quick := lines
+	mu.Unlock()
+	if len(quick) != 2 || !strings.HasPrefix(quick[0], "checking ext4 (read-only): e2fsck") ||
+		!strings.Contains(quick[1], "40.0% done, pass 1 of 5") || !strings.Contains(quick[1], "elapsed") {
+		t.Fatalf("a quick check's progress lines:\n%s", strings.Join(quick, "\n"))
+	}
+	progressEvery = 25 * time.Millisecond
+
 	run.exit = 1
 	rep, err = c.Check(context.Background(), control.CheckRequest{Device: "/dev/vdb", Repair: true})
 	if err != nil || !rep.Repaired || rep.Clean {
 		t.Fatalf("repair: %+v, %v", rep, err)
 	}
-	if got := strings.Join(run.args[1], " "); got != "-y -f -C 0 /dev/vdb" {
+	if got := strings.Join(run.args[len(run.args)-1], " "); got != "-y -f -C 0 /dev/vdb" {
 		t.Fatalf("repair ran e2fsck %s", got)
 	}
 	run.exit = 12 // problems found, and the read-only pass aborted on them
