@@ -103,7 +103,7 @@ pages:
 			if e.name == ".." && isRoot {
 				e.ino = dst.Ino // the export's parent is itself
 			}
-			entry, dsize := s.direntry(dfd, e, plus)
+			entry, dsize := s.direntry(dfd, e, plus, dotDir{h, dst, isRoot})
 			if used+len(entry.B) > int(maxcount) || (plus && dused+dsize > int(dircount)) {
 				break pages
 			}
@@ -127,9 +127,18 @@ pages:
 	w.Bool(eof)
 }
 
-// direntry encodes one entry3 (entryplus3 with plus: attributes and handle
-// too, none for "." and ".."); dsize is what counts against dircount.
-func (s *Server) direntry(dfd int, e dirent, plus bool) (entry *xdr.Writer, dsize int) {
+// dotDir is the directory being listed, for the attributes and handles of "." and "..".
+type dotDir struct {
+	h    []byte
+	st   *unix.Stat_t
+	root bool
+}
+
+// direntry encodes one entry3 (entryplus3 with plus: attributes and handle too); dsize is what
+// counts against dircount. "." carries the directory's own attributes and handle, and ".." its
+// parent's (the export root's is the root itself), as knfsd does: go-nfs-client compares "."'s
+// mtime with GETATTR's and lists the directory again, forever, while they differ.
+func (s *Server) direntry(dfd int, e dirent, plus bool, dir dotDir) (entry *xdr.Writer, dsize int) {
 	entry = &xdr.Writer{B: make([]byte, 0, 64+len(e.name))}
 	entry.Bool(true)
 	entry.Uint64(e.ino)
@@ -139,9 +148,10 @@ func (s *Server) direntry(dfd int, e dirent, plus bool) (entry *xdr.Writer, dsiz
 	if !plus {
 		return entry, dsize
 	}
-	if e.name == "." || e.name == ".." {
-		entry.Bool(false)
-		entry.Bool(false)
+	if e.name == "." || e.name == ".." && dir.root {
+		s.postOpAttr(entry, dir.st)
+		entry.Bool(true)
+		entry.Opaque(dir.h)
 		return entry, dsize
 	}
 	var st unix.Stat_t
