@@ -207,3 +207,40 @@ func errorsIs(err error, target *control.Error) bool {
 	ce, ok := err.(*control.Error)
 	return ok && ce.Code == target.Code
 }
+
+// TestMountGoesThroughTheGate: Mount itself applies the gate (TestMountGate tests the gate alone):
+// a filesystem marked with errors reaches the kernel's mount read-only with errors=remount-ro,
+// and a damaged superblock never reaches it.
+func TestMountGoesThroughTheGate(t *testing.T) {
+	old := readExtSuper
+	defer func() { readExtSuper = old }()
+	for _, tc := range []struct {
+		name  string
+		super []byte
+	}{{"marked with errors", superblock(3, 1, true)}, {"bad checksum", func() []byte {
+		b := superblock(1, 0, true)
+		b[0x70] ^= 0xff
+		return b
+	}()}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, _ := newTestAgent(t)
+			readExtSuper = func(string) (extSuper, error) { return parseExtSuper(tc.super) }
+			var got []fsops.Options
+			mount := a.deps.Mount
+			a.deps.Mount = func(dev, target, fstype string, o fsops.Options) error {
+				got = append(got, o)
+				return mount(dev, target, fstype, o)
+			}
+			_, err := client(t, a).Mount(context.Background(), control.MountRequest{Device: "/dev/vdb"})
+			if tc.name == "bad checksum" {
+				if !errorsIs(err, control.ErrNeedsRepair) || len(got) != 0 {
+					t.Fatalf("a damaged superblock: %v, %d kernel mounts", err, len(got))
+				}
+				return
+			}
+			if err != nil || len(got) != 1 || !got[0].ReadOnly || !strings.Contains(got[0].Data, "errors=remount-ro") {
+				t.Fatalf("mount: %v, options %+v", err, got)
+			}
+		})
+	}
+}
