@@ -50,6 +50,10 @@ func (s *sup) openTarget() error {
 		s.log.Tee(s.deps.LogTee)
 	}
 	s.log.Begin("luksmount %s: mount %s (%s)", version.String(), dev.Path, sizeString(dev.Size))
+	if w := siblingWarning(dev); w != "" {
+		s.log.Note(timelog.Host, "WARN: %s", w)
+		s.progress("warning: %s", w)
+	}
 	return nil
 }
 
