@@ -137,6 +137,9 @@ func TestDriveUnpluggedMidWrite(t *testing.T) {
 			t.Errorf("session log lacks %q", w)
 		}
 	}
+	if strings.Contains(log, "unexpected") {
+		t.Errorf("the log calls the VM stop luksmount asked for unexpected")
+	}
 	// The export is gone, and says so at once rather than hanging.
 	t0 := time.Now()
 	if _, err := nfs(st).Cat(tctx(t, 30*time.Second), "usb/d00000.bin"); err == nil {
