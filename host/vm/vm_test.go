@@ -350,10 +350,10 @@ func TestLifetime(t *testing.T) {
 	s := spec(t, "hung")
 	s.Lifetime = 300 * time.Millisecond
 	started := make(chan struct{})
-	var asked time.Duration
+	asked := make(chan time.Duration, 1) // the hook runs in Start's goroutine
 	defer func(f func(time.Duration) <-chan time.Time) { lifetimeTimer = f }(lifetimeTimer)
 	lifetimeTimer = func(d time.Duration) <-chan time.Time {
-		asked = d
+		asked <- d
 		real := time.After(d)
 		ch := make(chan time.Time, 1)
 		go func() {
@@ -369,11 +369,11 @@ func TestLifetime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if asked != s.Lifetime {
-		t.Errorf("lifetime clock set to %s, want %s", asked, s.Lifetime)
-	}
 	select {
 	case <-v.Done():
+		if d := <-asked; d != s.Lifetime {
+			t.Errorf("lifetime clock set to %s, want %s", d, s.Lifetime)
+		}
 		if err := v.Err(); err == nil || !strings.Contains(err.Error(), "killed") {
 			t.Errorf("Err() = %v", err)
 		}
