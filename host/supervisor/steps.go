@@ -215,5 +215,8 @@ func (s *sup) up(ctx context.Context, res Result, ready func(Result)) error {
 }
 
 func consoleLogFor(logPath string) string {
+	if logPath == "" {
+		return "" // no log, no console file (not ".console.log" in the working directory)
+	}
 	return strings.TrimSuffix(logPath, ".log") + ".console.log"
 }
