@@ -65,7 +65,7 @@ dist: deps images ## release archives for macOS and Linux, SHA256SUMS and the Ho
 	./build.sh dist
 
 .PHONY: soak
-soak: deps images host ## long runs, not in make test: 100 crashes, 1 h fsx, 10 min of 8 writers (SOAK_SCALE=small: minutes)
+soak: deps images host ## long runs, not in make test: 100 crashes, 1 h fsx, 10 min of 8 writers, 50 stops (SOAK_SCALE=small: minutes)
 	./build.sh soak
 
 .PHONY: clean

@@ -94,15 +94,6 @@ func (t *Tree) WriteCpio(w io.Writer, mtime uint32) error {
 	return cw.Close()
 }
 
-// Size is the total size of the file contents in the tree.
-func (t *Tree) Size() int64 {
-	var n int64
-	for _, r := range t.entries {
-		n += int64(len(r.Data))
-	}
-	return n
-}
-
 // GzipLevel is fixed (not gzip.DefaultCompression) so the bytes do not follow a changed default;
 // level 9 costs several seconds more for under 2% smaller images.
 const GzipLevel = 6

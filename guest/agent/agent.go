@@ -364,17 +364,11 @@ func roNote(ro bool) string {
 
 func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 	var req control.MountRequest
-	if err := r.Decode(&req); err != nil {
+	mappingRO, done, err := a.beginUnmounted(r, &req, "cannot mount: a filesystem is already mounted")
+	if err != nil {
 		return nil, err
 	}
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
-	a.mu.Lock()
-	st, mappingRO := a.state, a.readOnly
-	a.mu.Unlock()
-	if st != control.StateReady && st != control.StateUnlocked {
-		return nil, a.badState("cannot mount: a filesystem is already mounted")
-	}
+	defer done()
 	opts, err := a.deps.SplitOptions(req.Options)
 	if err != nil {
 		return nil, err

@@ -62,21 +62,33 @@ func checkVerdict(fstype string, repair bool, code int) (clean, repaired bool, e
 	return false, false, nil
 }
 
-// check runs the filesystem checker on the unmounted filesystem, read-only unless req.Repair,
-// reporting progress at least every progressEvery.
-func (a *Agent) check(ctx context.Context, r *control.Request) (any, error) {
-	var req control.CheckRequest
-	if err := r.Decode(&req); err != nil {
-		return nil, err
+// beginUnmounted is what mount and check share: decode the request into req, take the operation
+// lock and refuse (badState(why)) unless the drive is open and nothing is mounted. It returns
+// whether the mapping is read-only and done, which releases the lock.
+func (a *Agent) beginUnmounted(r *control.Request, req any, why string) (mappingRO bool, done func(), err error) {
+	if err := r.Decode(req); err != nil {
+		return false, nil, err
 	}
 	a.opMu.Lock()
-	defer a.opMu.Unlock()
 	a.mu.Lock()
 	st, mappingRO := a.state, a.readOnly
 	a.mu.Unlock()
 	if st != control.StateReady && st != control.StateUnlocked {
-		return nil, a.badState("cannot check a mounted filesystem: stop the session, then check")
+		a.opMu.Unlock()
+		return false, nil, a.badState(why)
 	}
+	return mappingRO, a.opMu.Unlock, nil
+}
+
+// check runs the filesystem checker on the unmounted filesystem, read-only unless req.Repair,
+// reporting progress at least every progressEvery.
+func (a *Agent) check(ctx context.Context, r *control.Request) (any, error) {
+	var req control.CheckRequest
+	mappingRO, done, err := a.beginUnmounted(r, &req, "cannot check a mounted filesystem: stop the session, then check")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	src, err := a.resolveSource(ctx, req.Device, "check")
 	if err != nil {
 		return nil, err
@@ -97,7 +109,7 @@ func (a *Agent) check(ctx context.Context, r *control.Request) (any, error) {
 	start := a.tl.Now()
 	p := a.startProgress("check", fmt.Sprintf("%s: %s", what, cmd))
 	res, err := p.runner(a.deps.Run, cmd.Name, parse).Run(ctx, cmd)
-	p.stop()
+	p.finish()
 	if err != nil {
 		return nil, control.Errorf(control.CodeInternal, "cannot run %s: %v", cmd.Name, err)
 	}

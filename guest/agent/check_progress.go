@@ -25,6 +25,7 @@ type progress struct {
 	mu    sync.Mutex
 	state string
 	last  string // the previous mkfs phase: "1/25" lines continue it
+	shown string // the state the latest report carried
 	done  chan struct{}
 	once  sync.Once
 }
@@ -50,6 +51,7 @@ func (a *Agent) startProgress(step, what string) *progress {
 func (p *progress) report() {
 	p.mu.Lock()
 	st := p.state
+	p.shown = st
 	p.mu.Unlock()
 	el := time.Since(p.start).Round(time.Second)
 	if st == "" {
@@ -60,6 +62,18 @@ func (p *progress) report() {
 }
 
 func (p *progress) stop() { p.once.Do(func() { close(p.done) }) }
+
+// finish stops the reports and shows the tool's last state if no report carried it yet: a check
+// that ends within progressEvery still tells the user how far the checker got (its passes).
+func (p *progress) finish() {
+	p.stop()
+	p.mu.Lock()
+	unseen := p.state != "" && p.state != p.shown
+	p.mu.Unlock()
+	if unseen {
+		p.report()
+	}
+}
 
 // runner is inner with tool's output fed to parse (other commands run as they are).
 func (p *progress) runner(inner command.Runner, tool string, parse func(p *progress, line string)) command.Runner {

@@ -11,19 +11,45 @@ import (
 	"github.com/luksmount/luksmount/pkg/control"
 )
 
-// slowTools makes cryptsetup's KDF and mkfs take a while, printing what the real ones print.
-type slowTools struct{ inner command.Runner }
+// slowTools makes cryptsetup's KDF and mkfs last until the agent has reported progress while
+// they run (ticks: one per periodic report), printing what the real ones print. Waiting for the
+// reports, not sleeping a fixed time, keeps the test exact on a loaded machine.
+type slowTools struct {
+	inner command.Runner
+	ticks chan struct{}
+}
+
+// waitTicks waits for n periodic reports made from now on (10 s at most: then the test fails on
+// the missing lines).
+func (s slowTools) waitTicks(n int) {
+	for {
+		select {
+		case <-s.ticks:
+			continue // reports of an earlier step
+		default:
+		}
+		break
+	}
+	timeout := time.After(10 * time.Second)
+	for i := 0; i < n; i++ {
+		select {
+		case <-s.ticks:
+		case <-timeout:
+			return
+		}
+	}
+}
 
 func (s slowTools) Run(ctx context.Context, c command.Cmd) (command.Result, error) {
 	switch {
 	case c.Name == "cryptsetup" && (c.Args[0] == "open" || c.Args[0] == "luksFormat"):
-		time.Sleep(150 * time.Millisecond)
+		s.waitTicks(2)
 	case c.Name == "mkfs.ext4":
 		for i := 0; i <= 3; i++ {
 			if c.Output != nil {
 				c.Output("Writing inode tables:  " + string(rune('0'+i)) + "/3")
 			}
-			time.Sleep(50 * time.Millisecond)
+			s.waitTicks(1)
 		}
 	}
 	return s.inner.Run(ctx, c)
@@ -36,7 +62,8 @@ func TestLongStepsReportProgress(t *testing.T) {
 	progressEvery = 25 * time.Millisecond
 	defer func() { progressEvery = old }()
 	a, f := newTestAgent(t)
-	a.deps.Run = slowTools{f}
+	slow := slowTools{f, make(chan struct{}, 1000)}
+	a.deps.Run = slow
 	a.crypt.Run = a.deps.Run
 	var mu sync.Mutex
 	byStep := map[string][]string{}
@@ -45,6 +72,9 @@ func TestLongStepsReportProgress(t *testing.T) {
 			mu.Lock()
 			byStep[ev.Step] = append(byStep[ev.Step], ev.Message)
 			mu.Unlock()
+			if strings.Contains(ev.Message, "elapsed") {
+				slow.ticks <- struct{}{}
+			}
 		}
 	})
 	c := client(t, a)

@@ -82,12 +82,29 @@ func TestCheckReportsProgressAndVerdict(t *testing.T) {
 		t.Fatalf("progress lines:\n%s", all)
 	}
 
+	// A check quicker than progressEvery still shows how far the checker got, once.
+	progressEvery = time.Hour
+	mu.Lock()
+	lines = nil
+	mu.Unlock()
+	if _, err := c.Check(context.Background(), control.CheckRequest{Device: "/dev/vdb"}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	quick := lines
+	mu.Unlock()
+	if len(quick) != 2 || !strings.HasPrefix(quick[0], "checking ext4 (read-only): e2fsck") ||
+		!strings.Contains(quick[1], "40.0% done, pass 1 of 5") || !strings.Contains(quick[1], "elapsed") {
+		t.Fatalf("a quick check's progress lines:\n%s", strings.Join(quick, "\n"))
+	}
+	progressEvery = 25 * time.Millisecond
+
 	run.exit = 1
 	rep, err = c.Check(context.Background(), control.CheckRequest{Device: "/dev/vdb", Repair: true})
 	if err != nil || !rep.Repaired || rep.Clean {
 		t.Fatalf("repair: %+v, %v", rep, err)
 	}
-	if got := strings.Join(run.args[1], " "); got != "-y -f -C 0 /dev/vdb" {
+	if got := strings.Join(run.args[len(run.args)-1], " "); got != "-y -f -C 0 /dev/vdb" {
 		t.Fatalf("repair ran e2fsck %s", got)
 	}
 	run.exit = 12 // problems found, and the read-only pass aborted on them
@@ -189,4 +206,41 @@ func TestMountGate(t *testing.T) {
 func errorsIs(err error, target *control.Error) bool {
 	ce, ok := err.(*control.Error)
 	return ok && ce.Code == target.Code
+}
+
+// TestMountGoesThroughTheGate: Mount itself applies the gate (TestMountGate tests the gate alone):
+// a filesystem marked with errors reaches the kernel's mount read-only with errors=remount-ro,
+// and a damaged superblock never reaches it.
+func TestMountGoesThroughTheGate(t *testing.T) {
+	old := readExtSuper
+	defer func() { readExtSuper = old }()
+	for _, tc := range []struct {
+		name  string
+		super []byte
+	}{{"marked with errors", superblock(3, 1, true)}, {"bad checksum", func() []byte {
+		b := superblock(1, 0, true)
+		b[0x70] ^= 0xff
+		return b
+	}()}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, _ := newTestAgent(t)
+			readExtSuper = func(string) (extSuper, error) { return parseExtSuper(tc.super) }
+			var got []fsops.Options
+			mount := a.deps.Mount
+			a.deps.Mount = func(dev, target, fstype string, o fsops.Options) error {
+				got = append(got, o)
+				return mount(dev, target, fstype, o)
+			}
+			_, err := client(t, a).Mount(context.Background(), control.MountRequest{Device: "/dev/vdb"})
+			if tc.name == "bad checksum" {
+				if !errorsIs(err, control.ErrNeedsRepair) || len(got) != 0 {
+					t.Fatalf("a damaged superblock: %v, %d kernel mounts", err, len(got))
+				}
+				return
+			}
+			if err != nil || len(got) != 1 || !got[0].ReadOnly || !strings.Contains(got[0].Data, "errors=remount-ro") {
+				t.Fatalf("mount: %v, options %+v", err, got)
+			}
+		})
+	}
 }

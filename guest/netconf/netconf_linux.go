@@ -3,7 +3,6 @@ package netconf
 import (
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -59,18 +58,4 @@ func Configure(c Config, wait time.Duration) error {
 		return fmt.Errorf("cannot add the default route via %s: %w", c.Gateway, err)
 	}
 	return nil
-}
-
-// Addrs lists c.Interface's IPv4 addresses (for the log).
-func Addrs(name string) []net.IP {
-	link, err := netlink.LinkByName(name)
-	if err != nil {
-		return nil
-	}
-	as, _ := netlink.AddrList(link, netlink.FAMILY_V4)
-	var out []net.IP
-	for _, a := range as {
-		out = append(out, a.IP)
-	}
-	return out
 }

@@ -4,7 +4,6 @@ package netconf
 
 import (
 	"errors"
-	"net"
 	"time"
 )
 
@@ -15,6 +14,3 @@ func Loopback() error { return errUnsupported }
 
 // Configure is Linux-only.
 func Configure(c Config, wait time.Duration) error { return errUnsupported }
-
-// Addrs is Linux-only.
-func Addrs(name string) []net.IP { return nil }

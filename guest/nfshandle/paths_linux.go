@@ -240,7 +240,16 @@ func (t *Table) relOf(dirfd int, name string) (string, error) {
 }
 
 func (t *Table) pathAt(dirfd int, name string) ([]byte, error) {
-	rel, err := t.relOf(dirfd, name)
+	var rel string
+	var err error
+	if name == ".." { // READDIRPLUS's ".." entry: the parent's path
+		if rel, err = t.relOf(dirfd, ""); err == nil && rel == "" {
+			err = ErrStale // above the export root
+		}
+		rel = rel[:max(strings.LastIndexByte(rel, '/'), 0)]
+	} else {
+		rel, err = t.relOf(dirfd, name)
+	}
 	if err != nil {
 		return nil, err
 	}

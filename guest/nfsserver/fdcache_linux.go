@@ -1,6 +1,7 @@
 package nfsserver
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/luksmount/luksmount/guest/nfshandle"
@@ -29,6 +30,9 @@ type openFile struct {
 	refs int
 	used uint64
 	gone bool // evicted while in use: close on last release
+	// noWrite is why a read-write server holds this file read-only (EROFS: the filesystem
+	// turned read-only; EACCES, ETXTBSY): WRITE answers it instead of EBADF's EIO.
+	noWrite error
 }
 
 func newFdCache(t *nfshandle.Table, readOnly bool, max int) *fdCache {
@@ -56,7 +60,11 @@ func (c *fdCache) get(h []byte) (*openFile, error) {
 		flags = unix.O_RDONLY
 	}
 	fd, rel, err := c.t.Open(h, flags)
-	if !c.paths && (err == unix.EROFS || err == unix.ETXTBSY || err == unix.EACCES) {
+	var noWrite error
+	// Wrapped by the handle table: errors.Is, or a filesystem that turned read-only (ext4's
+	// errors=remount-ro) would answer every READ of an uncached file with ROFS.
+	if !c.paths && (errors.Is(err, unix.EROFS) || errors.Is(err, unix.ETXTBSY) || errors.Is(err, unix.EACCES)) {
+		noWrite = err
 		fd, rel, err = c.t.Open(h, unix.O_RDONLY)
 	}
 	if err != nil {
@@ -78,7 +86,7 @@ func (c *fdCache) get(h []byte) (*openFile, error) {
 	if len(c.m) >= c.max {
 		c.evictLocked()
 	}
-	of := &openFile{fd: fd, key: key, refs: 1, used: c.tick}
+	of := &openFile{fd: fd, key: key, refs: 1, used: c.tick, noWrite: noWrite}
 	c.m[key] = of
 	return of, nil
 }

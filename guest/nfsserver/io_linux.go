@@ -88,6 +88,17 @@ func (s *Server) write(c *rpcfront.Call, r *xdr.Reader, w *xdr.Writer) {
 		return
 	}
 	of, pre, err := s.openRegular(h)
+	if of != nil && of.noWrite != nil {
+		// Held read-only: the file may have become writable since it was opened, so open it
+		// again; if it still cannot be written, say why (ROFS after ext4's remount-ro).
+		s.fds.forget(of)
+		s.fds.put(of)
+		if of, pre, err = s.openRegular(h); of != nil && of.noWrite != nil {
+			err = of.noWrite
+			s.fds.put(of)
+			of = nil
+		}
+	}
 	if of == nil {
 		w.Uint32(status(err))
 		s.wcc(w, pre, pre)

@@ -108,7 +108,7 @@ pages:
 				e.ino = dst.Ino // the export's parent is itself
 			}
 			at := len(w.B)
-			dsize := s.appendEntry(w, dfd, e, plus)
+			dsize := s.appendEntry(w, dfd, e, plus, dotDir{h, dst, isRoot})
 			size := len(w.B) - at
 			if used+size > int(maxcount) || (plus && dused+dsize > int(dircount)) {
 				w.B = w.B[:at]
@@ -133,10 +133,19 @@ pages:
 	w.Bool(eof)
 }
 
-// appendEntry appends one entry3 (entryplus3 with plus: attributes and
-// handle too, none for "." and "..") to w, with no allocation; dsize is
-// what counts against dircount.
-func (s *Server) appendEntry(w *xdr.Writer, dfd int, e dirent, plus bool) (dsize int) {
+// dotDir is the directory being listed, for the attributes and handles of "." and "..".
+type dotDir struct {
+	h    []byte
+	st   *unix.Stat_t
+	root bool
+}
+
+// appendEntry appends one entry3 (entryplus3 with plus: attributes and handle too) to w, with
+// no allocation; dsize is what counts against dircount. "." carries the directory's own
+// attributes and handle, and ".." its parent's (the export root's is the root itself), as knfsd
+// does: go-nfs-client compares "."'s mtime with GETATTR's and lists the directory again, forever,
+// while they differ.
+func (s *Server) appendEntry(w *xdr.Writer, dfd int, e dirent, plus bool, dir dotDir) (dsize int) {
 	at := len(w.B)
 	w.Bool(true)
 	id := e.ino
@@ -151,9 +160,10 @@ func (s *Server) appendEntry(w *xdr.Writer, dfd int, e dirent, plus bool) (dsize
 	if !plus {
 		return dsize
 	}
-	if string(e.name) == "." || string(e.name) == ".." {
-		w.Bool(false)
-		w.Bool(false)
+	if string(e.name) == "." || string(e.name) == ".." && dir.root {
+		s.postOpAttr(w, dir.st)
+		w.Bool(true)
+		w.Opaque(dir.h)
 		return dsize
 	}
 	var st unix.Stat_t

@@ -23,12 +23,8 @@ const (
 	SystemErr    = 5
 )
 
-// auth_stat values.
-const (
-	AuthBadCred  = 1
-	AuthTooWeak  = 5
-	AuthRejected = 2
-)
+// AuthTooWeak is the auth_stat for a credential flavour the server does not accept.
+const AuthTooWeak = 5
 
 // ErrNotCall means the record is not an RPC call message.
 var ErrNotCall = errors.New("rpc record is not a call")

@@ -89,8 +89,7 @@ func stopOne(reg *session.Registry, st session.State, force bool) error {
 	if dir == "" {
 		return nil // ended meanwhile
 	}
-	sock := filepath.Join(dir, "control.sock")
-	err := supervisor.RequestStop(sock, force)
+	err := supervisor.RequestStop(session.SocketPath(filepath.Dir(dir), st.ID), force)
 	if err == nil {
 		return waitGone(reg, st, 60*time.Second)
 	}

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bufio"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,5 +46,41 @@ func TestStopAfterDroppedConnectionTellsTheTruth(t *testing.T) {
 	os.WriteFile(logPath, []byte("=== luksmount devel: mount /img\n10:00:00.000 +1.00s host guest shutdown\n"), 0o600)
 	if err := afterDroppedStop(reg, st, cause); err == nil || !strings.Contains(err.Error(), "without finishing the log") {
 		t.Fatalf("supervisor killed mid-way: %v", err)
+	}
+}
+
+// stopOne itself takes that path: a supervisor that reads the stop, ends the session and hangs up
+// without answering (issue 11.1: it exited before its reply was written) is reported stopped.
+func TestStopOneAfterAHangUpReportsStopped(t *testing.T) {
+	defer func(d time.Duration) { droppedStopWait = d }(droppedStopWait)
+	droppedStopWait = 5 * time.Second
+	dir, err := os.MkdirTemp("", "lmstop") // short: unix socket path
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	reg := &session.Registry{Dirs: []string{filepath.Join(dir, "run")}, UID: -1, GID: -1}
+	logPath := filepath.Join(dir, "s.log")
+	s, err := reg.Create(session.State{Target: "/img", Log: logPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", session.SocketPath(reg.Dirs[0], s.State.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		bufio.NewReader(c).ReadString('\n')
+		os.WriteFile(logPath, []byte("=== luksmount devel: mount /img\n10:00:01.000 +2.00s host session ended after 2.00s\n"), 0o600)
+		s.Close()
+		c.Close() // no answer
+	}()
+	if err := stopOne(reg, s.State, false); err != nil {
+		t.Fatalf("a stop whose supervisor ended the session and hung up: %v; want stopped", err)
 	}
 }

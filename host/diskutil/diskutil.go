@@ -20,9 +20,8 @@ const (
 	ContentLinuxFSGUID = "0FC63DAF-8483-4772-8E79-3D69D8477DE4" // same, on macOS versions without the name
 	ContentLUKSGUID    = "CA7D7CCB-63ED-4C53-861C-1742536059CC" // GPT LUKS
 	ContentMBRLinux    = "Linux"                                // MBR 0x83
-	ContentMBRLinuxHex = "0x83"
-	ContentMBRLVM      = "Linux_LVM" // MBR 0x8E
-	ContentMBRLUKS     = "0xE8"      // MBR LUKS
+	ContentMBRLVM      = "Linux_LVM"                            // MBR 0x8E
+	ContentMBRLUKS     = "0xE8"                                 // MBR LUKS
 )
 
 // List is `diskutil list -plist`.

@@ -65,3 +65,29 @@ func CheckNotMounted(name string, mounts []Mount, mountsErr error, info *Info, i
 	}
 	return nil
 }
+
+// SiblingWarning says, for a partition luksmount is about to hand to the VM, which other volumes
+// of the same disk macOS has mounted: Finder's Eject of any of them ejects the whole disk,
+// this partition included, under the running VM (anylinuxfs-gui #4). "" when there are none.
+// DiskArbitration's dissent callback would stop such an eject, but needs cgo; this build has
+// none, so the user is told what to use instead, and a disk that vanishes anyway ends the
+// session as drive-lost with everything fsync'd safe.
+func SiblingWarning(name string, mounts []Mount) string {
+	name = strings.TrimPrefix(strings.TrimPrefix(name, "/dev/"), "r")
+	whole := blockdev.WholeDiskName(name)
+	if whole == "" || whole == name {
+		return ""
+	}
+	var on []string
+	for _, m := range mounts {
+		dev := strings.TrimPrefix(m.From, "/dev/")
+		if dev != name && strings.HasPrefix(dev, whole+"s") {
+			on = append(on, m.On)
+		}
+	}
+	if len(on) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s also holds %s, mounted by macOS: ejecting it in Finder ejects all of %s, %s included, under the running VM; unmount it with `diskutil unmount %s` instead of Eject",
+		whole, strings.Join(on, ", "), whole, name, on[0])
+}

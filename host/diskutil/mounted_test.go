@@ -74,3 +74,23 @@ func TestCheckNotMountedMessages(t *testing.T) {
 		t.Errorf("free: %v", err)
 	}
 }
+
+// Finding 6 of the macOS review: a mounted sibling volume is named, with what to use instead of
+// Eject; none, an image path or a whole disk says nothing.
+func TestSiblingWarning(t *testing.T) {
+	mounts := []Mount{{"/dev/disk3s1", "/"}, {"/dev/disk4s1", "/Volumes/BOOT"}, {"/dev/disk4s3", "/Volumes/DATA"}}
+	w := SiblingWarning("/dev/rdisk4s2", mounts)
+	for _, want := range []string{"disk4 also holds /Volumes/BOOT, /Volumes/DATA", "ejects all of disk4, disk4s2 included", "`diskutil unmount /Volumes/BOOT`"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warning %q lacks %q", w, want)
+		}
+	}
+	for _, name := range []string{"disk5s1", "disk4", "/Users/me/disk.img"} {
+		if w := SiblingWarning(name, mounts); w != "" {
+			t.Errorf("%s: %q, want none", name, w)
+		}
+	}
+	if w := SiblingWarning("disk4s1", []Mount{{"/dev/disk4s1", "/Volumes/BOOT"}, {"/dev/disk40s1", "/Volumes/X"}}); w != "" {
+		t.Errorf("only itself (and another disk's slice) mounted: %q", w)
+	}
+}

@@ -86,22 +86,33 @@ func checkQEMU(env Env) (string, Check) {
 		return "", c
 	}
 	maj, min, patch, err := ParseQEMUVersion(out)
+	least := MinQEMUFor(env.GOOS)
 	if err != nil {
-		c.Status, c.Message, c.Fix = Warn, fmt.Sprintf("%s: %v; cannot tell whether it is at least %d.%d", path, err, MinQEMU[0], MinQEMU[1]), FixQEMU(env.GOOS)
+		c.Status, c.Message, c.Fix = Warn, fmt.Sprintf("%s: %v; cannot tell whether it is at least %s", path, err, short(least)), FixQEMU(env.GOOS)
 		return path, c
 	}
-	v := fmt.Sprintf("%d.%d.%d", maj, min, patch)
-	c.Detail["version"] = v
-	if maj < MinQEMU[0] || maj == MinQEMU[0] && min < MinQEMU[1] {
-		c.Status, c.Message = Fail, fmt.Sprintf("%s is QEMU %s; luksmount needs %d.%d or newer", path, v, MinQEMU[0], MinQEMU[1])
+	have := qemu.Version{Major: maj, Minor: min, Patch: patch}
+	c.Detail["version"] = have.String()
+	c.Detail["minimum"] = short(least)
+	if have.Less(least) {
+		c.Status, c.Message = Fail, fmt.Sprintf("%s is QEMU %s; luksmount needs %s or newer", path, have, short(least))
 		c.Fix = "upgrade QEMU: " + FixQEMU(env.GOOS)
 		if env.GOOS == "darwin" {
+			c.Message += " (it starts QEMU with -run-with user=, new in 9.1, so QEMU does not run as root)"
 			c.Fix = "brew upgrade qemu"
 		}
 		return "", c
 	}
-	c.Status, c.Message = OK, fmt.Sprintf("%s is QEMU %s (>= %d.%d)", path, v, MinQEMU[0], MinQEMU[1])
+	c.Status, c.Message = OK, fmt.Sprintf("%s is QEMU %s (>= %s)", path, have, short(least))
 	return path, c
+}
+
+// short prints a minimum version as people say it: 9.1, 7.2.1.
+func short(v qemu.Version) string {
+	if v.Patch == 0 {
+		return fmt.Sprintf("%d.%d", v.Major, v.Minor)
+	}
+	return v.String()
 }
 
 func checkQEMUOwner(env Env) Check {

@@ -14,6 +14,7 @@ import (
 
 	"encoding/json"
 
+	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/host/vm"
 )
 
@@ -77,9 +78,19 @@ type Env struct {
 	Listen      func(network, addr string) (net.Listener, error)
 }
 
-// MinQEMU is the oldest QEMU luksmount supports: 7.2 is Debian 12's, and the first with the
-// HVF and virt-machine features the darwin path relies on.
-var MinQEMU = [2]int{7, 2}
+// MinQEMU is the oldest QEMU luksmount supports on Linux: 7.2 is Debian 12's. On macOS the
+// minimum is qemu.MinRunWithUserVersion (9.1): the root supervisor starts QEMU with
+// `-run-with user=`, which QEMU 9.1 introduced (commit 95e0fb0afac6, "qemu-options: Deprecate
+// -runas and introduce -run-with user=..."; docs/about/deprecated.rst: "-runas (since 9.1)").
+var MinQEMU = qemu.Version{Major: 7, Minor: 2}
+
+// MinQEMUFor is the oldest QEMU luksmount can run on goos.
+func MinQEMUFor(goos string) qemu.Version {
+	if goos == "darwin" {
+		return qemu.MinRunWithUserVersion
+	}
+	return MinQEMU
+}
 
 // Run runs every check that applies to env.GOOS.
 func Run(env Env) Report {

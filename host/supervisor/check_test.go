@@ -111,3 +111,19 @@ func TestCheckRepairAsksFirst(t *testing.T) {
 		})
 	}
 }
+
+// A check that fails after the boot powers the VM off forced: the deferred power-off sees the
+// error the check ends with (issue 12.2's defer bug, which Check had copied).
+func TestCheckFailurePowersOffForced(t *testing.T) {
+	e := newEnv(t, "luks2-argon2id.bin", "right")
+	f, _, _ := checkVM(e)
+	ui := &checkUIFake{scriptUI: scriptUI{answers: []string{"wrong", "wrong", "wrong"}}}
+	if _, err := Check(context.Background(), CheckOptions{Target: e.opts.Target, UID: -1, GID: -1}, e.deps, ui); err == nil {
+		t.Fatal("three wrong passphrases: no error")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.shutdowns) != 1 || !f.shutdowns[0].Force {
+		t.Fatalf("shutdowns %+v, want one, forced", f.shutdowns)
+	}
+}

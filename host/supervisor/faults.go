@@ -153,19 +153,33 @@ func (s *sup) driveLost(ctx context.Context, what string) error {
 		s.setVM(nil)
 		t := s.log.Start("VM stop")
 		sctx, cancel := context.WithTimeout(context.Background(), lostShutdownTimeout)
-		r, err := m.Control().Shutdown(sctx, control.ShutdownRequest{Force: true})
-		cancel()
-		how := "agent shutdown"
-		if err == nil {
-			how = fmt.Sprintf("agent shutdown: synced=%v unmounted=%v closed=%v", r.Synced, r.Unmounted, r.Closed)
+		// The Machine's Shutdown, so QEMU's exit is logged as requested, not "unexpected"; its
+		// own escalation is far slower than this budget, so a deadline here kills QEMU.
+		type result struct {
+			r   *control.ShutdownReply
+			err error
 		}
+		res := make(chan result, 1)
+		go func() {
+			r, err := m.Shutdown(sctx, true)
+			res <- result{r, err}
+		}()
+		how := "agent shutdown"
 		select {
 		case <-m.Done():
-		case <-time.After(lostExitTimeout):
+		case <-time.After(lostShutdownTimeout + lostExitTimeout):
 			m.Kill()
 			<-m.Done()
 			how += "; killed"
 		}
+		select {
+		case x := <-res:
+			if x.err == nil && x.r != nil {
+				how = fmt.Sprintf("agent shutdown: synced=%v unmounted=%v closed=%v", x.r.Synced, x.r.Unmounted, x.r.Closed) + how[len("agent shutdown"):]
+			}
+		case <-time.After(time.Second):
+		}
+		cancel()
 		t.Done(nil, "qemu pid %d gone (%s)", m.Pid(), how)
 	}
 	s.cleanMountpoint()

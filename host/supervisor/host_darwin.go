@@ -25,3 +25,16 @@ func checkNotMounted(dev *blockdev.Device) error {
 	info, infoErr := diskutil.New().Info(ctx, name)
 	return diskutil.CheckNotMounted(name, mounts, mountsErr, info, infoErr)
 }
+
+// siblingWarning names the other volumes of dev's disk that macOS has mounted (finding 6 of the
+// macOS review: Finder's Eject of one ejects the whole disk under the VM).
+func siblingWarning(dev *blockdev.Device) string {
+	if dev.IsImage {
+		return ""
+	}
+	mounts, err := diskutil.KernelMounts()
+	if err != nil {
+		return ""
+	}
+	return diskutil.SiblingWarning(dev.Path, mounts)
+}

@@ -14,3 +14,6 @@ func canMountNFS() (bool, string) {
 
 // checkNotMounted: on Linux, blockdev opens devices O_EXCL, which fails for a mounted one.
 func checkNotMounted(*blockdev.Device) error { return nil }
+
+// siblingWarning: only macOS ejects a whole disk for one of its volumes.
+func siblingWarning(*blockdev.Device) string { return "" }

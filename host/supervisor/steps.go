@@ -53,6 +53,10 @@ func (s *sup) openTarget() error {
 		s.log.Tee(s.deps.LogTee)
 	}
 	s.log.Begin("luksmount %s: mount %s (%s)", version.String(), dev.Path, sizeString(dev.Size))
+	if w := siblingWarning(dev); w != "" {
+		s.log.Note(timelog.Host, "WARN: %s", w)
+		s.progress("warning: %s", w)
+	}
 	return nil
 }
 
@@ -223,5 +227,8 @@ func (s *sup) up(ctx context.Context, res Result, ready func(Result)) error {
 }
 
 func consoleLogFor(logPath string) string {
+	if logPath == "" {
+		return "" // no log, no console file (not ".console.log" in the working directory)
+	}
 	return strings.TrimSuffix(logPath, ".log") + ".console.log"
 }

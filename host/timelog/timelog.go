@@ -107,11 +107,6 @@ func (l *Log) Since() time.Duration {
 	return l.now().Sub(l.begin)
 }
 
-// Step records a finished step.
-func (l *Log) Step(src Source, step string, d time.Duration, format string, args ...any) {
-	l.line(src, step, formatDuration(d), fmt.Sprintf(format, args...))
-}
-
 // Note records a line that is not a timed step.
 func (l *Log) Note(src Source, format string, args ...any) {
 	l.line(src, "", "", fmt.Sprintf(format, args...))

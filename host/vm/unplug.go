@@ -28,15 +28,6 @@ func Unplug(ctx context.Context, qmpSocket string, i int) error {
 	return reopenRaw(ctx, qmpSocket, id, id+"-unplugged")
 }
 
-// Replug puts disk i back after Unplug.
-func Replug(ctx context.Context, qmpSocket string, i int) error {
-	id := "disk" + strconv.Itoa(i)
-	if err := reopenRaw(ctx, qmpSocket, id, id+"-file"); err != nil {
-		return err
-	}
-	return qmpCall(ctx, qmpSocket, "blockdev-del", map[string]any{"node-name": id + "-unplugged"})
-}
-
 func reopenRaw(ctx context.Context, qmpSocket, id, file string) error {
 	return qmpCall(ctx, qmpSocket, "blockdev-reopen", map[string]any{"options": []any{
 		map[string]any{"driver": "raw", "node-name": id, "file": file, "read-only": false},

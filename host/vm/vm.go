@@ -249,7 +249,7 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 		go func() {
 			select {
 			case <-v.done:
-			case <-time.After(spec.Lifetime):
+			case <-lifetimeTimer(spec.Lifetime):
 				v.logf("qemu pid %d reached its %s lifetime: killing it", v.cmd.Process.Pid, spec.Lifetime)
 				v.Kill()
 			}
@@ -266,6 +266,9 @@ func Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 	v.logf("control channel connected after %s", since(v.start))
 	return v, nil
 }
+
+// lifetimeTimer starts Spec.Lifetime's clock; a test holds it until Start has returned.
+var lifetimeTimer = time.After
 
 // acceptControl waits for QEMU to connect the control port, for QEMU to exit, or for the deadline.
 func (v *VM) acceptControl(ctx context.Context, ln net.Listener) (net.Conn, error) {

@@ -343,17 +343,42 @@ func TestShutdownEscalation(t *testing.T) {
 	}
 }
 
+// TestLifetime: QEMU is killed once its lifetime has passed. The lifetime runs from QEMU's start,
+// so under load a 300 ms one can end before the (fake) QEMU has even connected its control
+// channel; the test's clock therefore fires at the later of the real 300 ms and Start's return.
 func TestLifetime(t *testing.T) {
 	s := spec(t, "hung")
 	s.Lifetime = 300 * time.Millisecond
+	started := make(chan struct{})
+	asked := make(chan time.Duration, 1) // the hook runs in Start's goroutine
+	defer func(f func(time.Duration) <-chan time.Time) { lifetimeTimer = f }(lifetimeTimer)
+	lifetimeTimer = func(d time.Duration) <-chan time.Time {
+		asked <- d
+		real := time.After(d)
+		ch := make(chan time.Time, 1)
+		go func() {
+			now := <-real
+			<-started
+			ch <- now
+		}()
+		return ch
+	}
+	t0 := time.Now()
 	v, err := Start(context.Background(), s)
+	close(started)
 	if err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-v.Done():
+		if d := <-asked; d != s.Lifetime {
+			t.Errorf("lifetime clock set to %s, want %s", d, s.Lifetime)
+		}
 		if err := v.Err(); err == nil || !strings.Contains(err.Error(), "killed") {
 			t.Errorf("Err() = %v", err)
+		}
+		if took := time.Since(t0); took < s.Lifetime {
+			t.Errorf("QEMU ended after %s, before its %s lifetime", took, s.Lifetime)
 		}
 	case <-time.After(10 * time.Second):
 		v.Kill()

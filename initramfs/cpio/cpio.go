@@ -19,7 +19,6 @@ const (
 	TypeReg     = 0o100000
 	TypeSymlink = 0o120000
 	TypeChar    = 0o020000
-	TypeBlock   = 0o060000
 )
 
 const (

@@ -93,8 +93,8 @@ func runBuild(args []string, stdout, stderr io.Writer) error {
 				Version: *version, GOOS: goos, GOARCH: goarch,
 				Binary:   filepath.Join(*bins, goos+"-"+goarch, "luksmount"),
 				ImageDir: filepath.Join(*imgs, goarch),
-				Readme:   "README.md",
-				Lock:     lock, Cache: debpkg.Cache{Dir: *cache, Apt: debpkg.SystemApt{}},
+				Readme:   "README.md", License: "LICENSE",
+				Lock: lock, Cache: debpkg.Cache{Dir: *cache, Apt: debpkg.SystemApt{}},
 				ModCache: *modCache, GOROOT: *goroot,
 				Mtime: time.Unix(*mtime, 0),
 			}, *out)

@@ -45,6 +45,7 @@ type ArchiveInput struct {
 	Binary   string // the luksmount binary built for GOOS/GOARCH
 	ImageDir string // build/<GOARCH>: vmlinuz, initramfs.cpio.gz, SHA256SUMS
 	Readme   string // README.md
+	License  string // LICENSE: luksmount's own licence (Apache-2.0, as the formula's `license`)
 	Lock     *debpkg.Lock
 	Cache    debpkg.Cache
 	ModCache string    // go env GOMODCACHE
@@ -59,6 +60,10 @@ func Entries(in ArchiveInput) ([]Entry, error) {
 	entries := []Entry{
 		{Name: BinPath, Mode: 0o755, Src: in.Binary},
 		{Name: "README.md", Src: in.Readme},
+		{Name: "LICENSE", Src: in.License},
+	}
+	if in.License == "" {
+		return nil, fmt.Errorf("no LICENSE given: every archive carries luksmount's own licence")
 	}
 	for _, n := range []string{images.KernelName, images.InitrdName, images.SumsName} {
 		src := filepath.Join(in.ImageDir, n)

@@ -154,6 +154,7 @@ func TestFormulaRenderAndVerify(t *testing.T) {
 		`version "1.2.0"`, `depends_on "qemu"`, `depends_on :macos`, "on_arm do", "on_intel do",
 		`url "https://github.com/luksmount/luksmount/releases/download/v1.2.0/luksmount-1.2.0-darwin-arm64.tar.gz"`,
 		`sha256 "` + sums[ArchiveName(v, "darwin", "arm64")] + `"`, "Full Disk Access", "sudo", "test do", "doctor --json",
+		`license "Apache-2.0"`,
 	} {
 		if !bytes.Contains(rb, []byte(want)) {
 			t.Errorf("formula lacks %s", want)
@@ -226,5 +227,27 @@ func TestGoModulesNeedsALicence(t *testing.T) {
 	bi.Deps[0].Path = "example.com/missing"
 	if _, _, err := GoModules(bi, "bin/luksmount", mc, goroot); err == nil || !strings.Contains(err.Error(), "go mod download") {
 		t.Errorf("module not in cache: %v", err)
+	}
+}
+
+// TestProjectLicence: the repository's LICENSE is the Apache License 2.0 that the formula declares
+// and every archive carries.
+func TestProjectLicence(t *testing.T) {
+	lic, err := os.ReadFile("../../LICENSE")
+	if err != nil {
+		t.Fatalf("the project has no LICENSE file: %v", err)
+	}
+	if !bytes.Contains(lic[:min(len(lic), 200)], []byte("Apache License")) || !bytes.Contains(lic, []byte("Version 2.0, January 2004")) {
+		t.Errorf("LICENSE is not the Apache License 2.0 the formula declares")
+	}
+	tmpl, err := os.ReadFile("../homebrew/luksmount.rb.in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(tmpl, []byte(`license "`)); n != 1 || !bytes.Contains(tmpl, []byte(`license "Apache-2.0"`)) {
+		t.Errorf("the formula must declare license \"Apache-2.0\" once (LICENSE)")
+	}
+	if _, err := Entries(ArchiveInput{Readme: "README.md"}); err == nil || !strings.Contains(err.Error(), "LICENSE") {
+		t.Errorf("an archive without LICENSE: %v", err)
 	}
 }

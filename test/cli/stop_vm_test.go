@@ -29,6 +29,7 @@ func stopRounds(t *testing.T) int {
 // gone when it returns, the log shows a requested (not an unexpected) QEMU exit, and what was
 // written before the stop is there at the next serve.
 func TestStopSaysStopped(t *testing.T) {
+	t0 := time.Now()
 	e := newEnv(t)
 	img := e.format("stops.img", "64M")
 	rounds := stopRounds(t)
@@ -68,4 +69,9 @@ func TestStopSaysStopped(t *testing.T) {
 		t.Errorf("the log calls a requested shutdown unexpected:\n%s", log)
 	}
 	t.Logf("stops tried %d, failed %d", rounds, failed)
+	result := "all said stopped"
+	if failed > 0 {
+		result = fmt.Sprintf("FAILED: %d did not say stopped", failed)
+	}
+	t.Logf("SOAK|serve, write, stop|%d rounds|%s|%s", rounds, result, time.Since(t0).Round(time.Second))
 }

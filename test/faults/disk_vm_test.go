@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -143,7 +144,10 @@ func TestPlainDriveFaults(t *testing.T) {
 	if !strings.Contains(r.stdout, "Root inode") || !strings.Contains(r.stderr, "Repair them now?") || !strings.Contains(r.stderr, "repair declined") {
 		t.Fatalf("check --repair answered no:\n%s", r)
 	}
-	if !strings.Contains(r.stderr, "% done") || !strings.Contains(r.stderr, "elapsed") {
+	// The checker's own progress (its pass, or its bar's percentage) reaches the terminal with the
+	// time elapsed; that a long check reports every 2 s is unit-tested (guest/agent) with a slow
+	// e2fsck, as this one takes well under 2 s.
+	if !regexp.MustCompile(`e2fsck -n -f -C 0 /dev/vda: .*(pass \d of 5|% done).*elapsed`).MatchString(r.stderr) {
 		t.Errorf("check showed no progress:\n%s", r.stderr)
 	}
 	if fileSum(t, img) != before {

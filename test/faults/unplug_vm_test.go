@@ -14,6 +14,7 @@ import (
 
 	"github.com/luksmount/luksmount/host/vm"
 	"github.com/luksmount/luksmount/test/clientvm"
+	"github.com/luksmount/luksmount/test/workload"
 )
 
 // maxWait is the longest any command may take while the drive is gone (issue 11.3).
@@ -64,8 +65,12 @@ func TestDriveUnpluggedMidWrite(t *testing.T) {
 				if !unpluggedAt.IsZero() {
 					return // fsync returned after the unplug: it cannot have reached the drive
 				}
-				name, sum, _ := strings.Cut(l.Manifest, " ")
-				durable[name] = sum
+				d, err := workload.ParseDurableRecord(l.Manifest)
+				if err != nil {
+					t.Errorf("client's durable line: %v", err)
+					return
+				}
+				durable[d.Path] = d.SHA256
 				if len(durable) == unplugAfter {
 					ctx := tctx(t, 10*time.Second)
 					if err := vm.Unplug(ctx, qmp, 0); err != nil {
@@ -131,6 +136,9 @@ func TestDriveUnpluggedMidWrite(t *testing.T) {
 		if !strings.Contains(log, w) {
 			t.Errorf("session log lacks %q", w)
 		}
+	}
+	if strings.Contains(log, "unexpected") {
+		t.Errorf("the log calls the VM stop luksmount asked for unexpected")
 	}
 	// The export is gone, and says so at once rather than hanging.
 	t0 := time.Now()

@@ -8,11 +8,11 @@ import (
 	"strings"
 )
 
-// ExecRunner runs commands with os/exec, folding stderr into errors.
-type ExecRunner struct{}
+// execRunner runs commands with os/exec, folding stderr into errors.
+type execRunner struct{}
 
 // Output implements Runner.
-func (ExecRunner) Output(ctx context.Context, name string, args ...string) ([]byte, error) {
+func (execRunner) Output(ctx context.Context, name string, args ...string) ([]byte, error) {
 	out, err := exec.CommandContext(ctx, name, args...).Output()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
