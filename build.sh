@@ -181,20 +181,20 @@ bench() {
 
 # soak: `make soak`, never part of `make test`: 100 QEMU SIGKILLs mid-write under the kernel client
 # (e2fsck -n after each), an hour of fsx, 8 concurrent writers and readers for 10 minutes, 50
-# serve/write/stop rounds (test/cli TestStopSaysStopped); one table at the end (build/soak.log
+# serve/write/stop rounds (test/cli TestStopSaysStopped), the kernel-client workload at 10k files; one table at the end (build/soak.log
 # has everything). SOAK_SCALE=small runs each briefly.
 soak() {
-	local rounds=100 fsx=3600 writers=600 stops=50
+	local rounds=100 fsx=3600 writers=600 stops=50 files=10000
 	if [ "${SOAK_SCALE:-}" = small ]; then
-		rounds=2 fsx=30 writers=30 stops=4
+		rounds=2 fsx=30 writers=30 stops=4 files=500
 	fi
 	timed "client image" client_images amd64
 	mkdir -p build
 	local rc=0
 	step "soak: $rounds crash rounds, fsx ${fsx}s, concurrent writers ${writers}s (log: build/soak.log)"
-	LUKSMOUNT_CRASH_ROUNDS=$rounds LUKSMOUNT_SOAK_FSX_SECONDS=$fsx LUKSMOUNT_SOAK_WRITERS_SECONDS=$writers \
+	LUKSMOUNT_CRASH_ROUNDS=$rounds LUKSMOUNT_SOAK_FSX_SECONDS=$fsx LUKSMOUNT_SOAK_WRITERS_SECONDS=$writers LUKSMOUNT_MANY_FILES=$files \
 		$GO test -count=1 -p 1 -tags 'vmtest soak' -timeout 8h -v \
-		-run '^(TestCrashDurability|TestSoakFSX|TestSoakConcurrentWriters)$' ./test/e2e/ >build/soak.log 2>&1 || rc=$?
+		-run '^(TestCrashDurability|TestSoakFSX|TestSoakConcurrentWriters|TestKernelClientWorkload)$' ./test/e2e/ >build/soak.log 2>&1 || rc=$?
 	step "soak: $stops serve/write/stop rounds (issue 11.1's stress run)"
 	LUKSMOUNT_STOP_ROUNDS=$stops $GO test -count=1 -p 1 -tags vmtest -timeout 2h -v \
 		-run '^TestStopSaysStopped$' ./test/cli/ >>build/soak.log 2>&1 || rc=$?
