@@ -1,7 +1,8 @@
 //go:build vmtest
 
-// Package storage checks each storage stack in a real guest: made by the guest's own tools,
-// written over NFS, stopped, mounted again, read back byte for byte.
+// Package storage checks each storage stack (filesystems; partitions, LVM, RAID, BitLocker,
+// VeraCrypt; trim and resize) in a real guest: made by the guest's own tools, written over NFS,
+// stopped, mounted again, read back byte for byte.
 package storage
 
 import (

@@ -1,8 +1,8 @@
 //go:build vmtest
 
-// Package storage runs the real luksmount binary over each storage stack a drive may carry.
-// This file is the stacks' harness (LVM, RAID, trim, resize); names start with st so the
-// filesystems' harness can live beside it.
+// The stacks' harness (LVM, RAID, trim, resize): it runs the real luksmount binary; names start
+// with st so the filesystems' harness can live beside it.
+
 package storage
 
 import (
