@@ -13,6 +13,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/luksmount/luksmount/host/passphrase"
+	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/host/session"
 	"github.com/luksmount/luksmount/host/supervisor"
 )
@@ -82,8 +83,10 @@ func mountOptions(c *ucli.Context) (supervisor.Options, error) {
 		return o, usagef("--no-mount and a MOUNTPOINT contradict each other: give one")
 	}
 	o.MemoryMiB = c.Int("memory")
-	if o.MemoryMiB != 0 && (o.MemoryMiB < 128 || o.MemoryMiB > 65536) {
-		return o, usagef("--memory %d is out of range: give MiB between 128 and 65536", o.MemoryMiB)
+	// Below 192 MiB the guest image (about 40 MiB unpacked, next to its compressed copy and the
+	// kernel) no longer unpacks whole: the kernel says "Initramfs unpacking failed" and tools go missing.
+	if o.MemoryMiB != 0 && (o.MemoryMiB < qemu.MinMemoryMiB || o.MemoryMiB > 65536) {
+		return o, usagef("--memory %d is out of range: give MiB between %d and 65536", o.MemoryMiB, qemu.MinMemoryMiB)
 	}
 	o.CPUs = c.Int("cpus")
 	if o.CPUs < 0 || o.CPUs > 64 {

@@ -7,6 +7,9 @@ const (
 	// PlainMemoryMiB is enough for an unencrypted filesystem: kernel, the unpacked initramfs,
 	// the agent, the NFS server and page cache for its I/O.
 	PlainMemoryMiB = 256
+	// MinMemoryMiB is the least --memory accepted: with 128 MiB the agent image (40 MiB unpacked
+	// since the filesystem and LVM/RAID tools, 2026-12) unpacks only in part (measured, TCG).
+	MinMemoryMiB = 192
 	// kdfMarginMiB is what the VM needs besides the KDF's own buffer for an unlock to succeed.
 	// Measured (amd64 cloud kernel + agent initramfs, TCG, 2026-11): with -m 160 the guest reports
 	// MemTotal 121 MiB and MemAvailable 78 MiB after boot (so ~82 MiB goes to the kernel, the

@@ -112,7 +112,7 @@ func TestBusyAndOutOfMemory(t *testing.T) {
 	heavy := filepath.Join(e.dir, "heavy.img")
 	e.mustLM(0, passphrase+"\n", "format", "--size", "64M", "--pbkdf-memory", "131072", "--pbkdf-force-iterations", "4", "--accel", "tcg", heavy)
 	sum := sha(t, heavy)
-	r = e.mustLM(7, passphrase+"\n", "--no-mount", "--accel", "tcg", "--memory", "128", heavy)
+	r = e.mustLM(7, passphrase+"\n", "--no-mount", "--accel", "tcg", "--memory", "192", heavy)
 	msg := oneLine(t, r)
 	t.Logf("out of memory: exit %d: %s", r.code, msg)
 	if !strings.Contains(msg, "128 MiB") {
