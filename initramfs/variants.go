@@ -3,6 +3,7 @@ package initramfs
 import (
 	"debug/elf"
 	"fmt"
+	"maps"
 	"sort"
 )
 
@@ -66,6 +67,15 @@ var cryptoOnDemand = map[string][]string{
 	"rmd160": {"rmd160"}, "wp512": {"wp512"},
 }
 
+// onDemand joins on-demand module tables (crypto, filesystems, stacks) into one.
+func onDemand(tables ...map[string][]string) map[string][]string {
+	out := map[string][]string{}
+	for _, t := range tables {
+		maps.Copy(out, t)
+	}
+	return out
+}
+
 // Variants are the images the builder knows, by name.
 var Variants = map[string]Variant{
 	"agent": {
@@ -87,7 +97,7 @@ var Variants = map[string]Variant{
 			"amd64": {"aesni-intel", "sha256-ssse3", "sha512-ssse3"},
 			"arm64": {"aes-ce-cipher", "aes-ce-blk", "sha2-ce", "sha512-ce"},
 		},
-		OnDemand: withStackModules(withFS(cryptoOnDemand)),
+		OnDemand: onDemand(cryptoOnDemand, fsOnDemand, stackModules),
 		Packages: append(append([]string{"cryptsetup-bin", "e2fsprogs", "util-linux", "libgcc-s1"}, fsPackages...), stackPackages...),
 		Exclude:  append(append([]string{}, notNeeded...), stackExclude...),
 		Binaries: append(append([]string{"/sbin/cryptsetup", "/sbin/blkid", "/sbin/e2fsck", "/sbin/mkfs.ext4", "/sbin/resize2fs"}, fsBinaries...), stackBinaries...),

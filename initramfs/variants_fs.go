@@ -24,15 +24,3 @@ var fsPackages = []string{"btrfs-progs", "xfsprogs", "exfatprogs", "dosfstools",
 // btrfs (xfs_repair, btrfs check); paths as Debian 12 installs them.
 var fsBinaries = []string{"/sbin/mkfs.btrfs", "/sbin/mkfs.xfs", "/usr/sbin/mkfs.exfat", "/sbin/mkfs.fat", "/sbin/mkntfs", "/bin/ntfs-3g",
 	"/sbin/xfs_repair", "/bin/btrfs"}
-
-// withFS adds the filesystem modules to an on-demand table.
-func withFS(m map[string][]string) map[string][]string {
-	out := make(map[string][]string, len(m)+len(fsOnDemand))
-	for k, v := range m {
-		out[k] = v
-	}
-	for k, v := range fsOnDemand {
-		out[k] = v
-	}
-	return out
-}

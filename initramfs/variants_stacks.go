@@ -20,15 +20,3 @@ var stackModules = map[string][]string{
 	"raid4": {"raid456"}, "raid5": {"raid456"}, "raid6": {"raid456"},
 	"md": {"md-mod"},
 }
-
-// withStackModules adds stackModules to an on-demand table.
-func withStackModules(m map[string][]string) map[string][]string {
-	out := make(map[string][]string, len(m)+len(stackModules))
-	for k, v := range m {
-		out[k] = v
-	}
-	for k, v := range stackModules {
-		out[k] = v
-	}
-	return out
-}
