@@ -120,7 +120,9 @@ func TestDriveUnpluggedMidWrite(t *testing.T) {
 		var r run
 		st, r = e.status(img)
 		longest = max(longest, r.took)
-		if st.State == "drive-lost" {
+		// drive-lost is set the moment the drive stops answering, the VM pid cleared once
+		// QEMU is gone (a moment later): wait for both.
+		if st.State == "drive-lost" && st.VMPid == 0 {
 			break
 		}
 	}
