@@ -448,6 +448,7 @@ func (v *VM) Stderr() string { return v.stderr.String() }
 // Escalation budgets once the agent's shutdown has failed or ctx has ended.
 var (
 	exitAfterAgentTimeout = 30 * time.Second // the agent replied; it powers off after syncing
+	closedExitTimeout     = 10 * time.Second // ... and had closed everything (a powered-off guest takes < 1 s)
 	acpiTimeout           = 30 * time.Second
 	quitTimeout           = 5 * time.Second
 )
@@ -468,6 +469,17 @@ func (v *VM) Shutdown(ctx context.Context, force bool) (*control.ShutdownReply, 
 	}
 	t0 := time.Now()
 	reply, agentErr := v.ctl.Shutdown(ctx, control.ShutdownRequest{Force: force})
+	if agentErr == nil && reply != nil && reply.Synced && reply.Unmounted && reply.Closed {
+		// Nothing is open in the guest any more: if its kernel hangs on the way to power-off
+		// (seen under TCG after md/dm teardown), QEMU can be quit without risk to the drive
+		// (QEMU flushes its block layer on quit; the caller flushes the drive after).
+		if !v.waitExit(closedExitTimeout) {
+			v.logf("warning: the guest kernel did not power off %s after the agent had synced, unmounted and closed everything: QEMU stopped with QMP quit", closedExitTimeout)
+			if err := v.qmp("quit"); err == nil && v.waitExit(quitTimeout) {
+				return reply, nil
+			}
+		}
+	}
 	if agentErr == nil {
 		if v.waitExit(exitAfterAgentTimeout) {
 			v.logf("VM shut down by the agent in %s", since(t0))

@@ -112,7 +112,7 @@ func fakeQEMU(mode string, args []string) int {
 		return 2
 	}
 	srv := &control.Server{Handler: func(ctx context.Context, req *control.Request) (any, error) {
-		if mode != "agent" {
+		if mode != "agent" && mode != "nopoweroff" {
 			<-ctx.Done() // a hung agent
 			return nil, ctx.Err()
 		}
@@ -120,6 +120,9 @@ func fakeQEMU(mode string, args []string) int {
 		case control.OpHello:
 			return control.HelloReply{AgentVersion: "fake", ProtocolVersion: control.ProtocolVersion, Kernel: "6.1.0-fake", State: control.StateReady}, nil
 		case control.OpShutdown:
+			if mode == "nopoweroff" { // all closed, then the guest kernel hangs before power-off
+				return control.ShutdownReply{Synced: true, Unmounted: true, Closed: true}, nil
+			}
 			req.AfterReply(func() {
 				say("reboot: Power down")
 				exit <- 0
@@ -340,6 +343,30 @@ func TestShutdownEscalation(t *testing.T) {
 				t.Errorf("runtime dir left behind: %v", err)
 			}
 		})
+	}
+}
+
+// TestShutdownAfterCloseQuitsAHungKernel: the agent closed everything, then the guest kernel never
+// powered off: QEMU is quit after closedExitTimeout and the stop is clean (nothing was open).
+func TestShutdownAfterCloseQuitsAHungKernel(t *testing.T) {
+	defer func(c time.Duration) { closedExitTimeout = c }(closedExitTimeout)
+	closedExitTimeout = 300 * time.Millisecond
+	v, err := Start(context.Background(), spec(t, "nopoweroff"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	reply, err := v.Shutdown(context.Background(), false)
+	if err != nil || reply == nil || !reply.Closed {
+		t.Fatalf("Shutdown = %+v, %v; want the agent's reply and no error", reply, err)
+	}
+	if took := time.Since(t0); took > 10*time.Second {
+		t.Errorf("Shutdown took %s: the 30 s escalation ran instead of the quick quit", took)
+	}
+	select {
+	case <-v.Done():
+	default:
+		t.Error("QEMU still running after Shutdown returned")
 	}
 }
 
