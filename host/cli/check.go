@@ -23,7 +23,7 @@ func (e *env) checkCommand() *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "repair", Usage: "if problems are found, ask, then repair them (writes to the drive)"},
 			&ucli.StringFlag{Name: "key-file", Usage: "unlock with this file's contents instead of a passphrase"},
-			&ucli.IntFlag{Name: "memory", Usage: "VM memory in `MiB`"},
+			memoryFlag("VM memory in `MiB` (default: sized from the LUKS key slots)", ""),
 			&ucli.StringFlag{Name: "accel", Value: "auto", Usage: "VM accelerator: auto, hvf, kvm or tcg"},
 		},
 		Action: e.check,
@@ -35,7 +35,11 @@ func (e *env) check(c *ucli.Context) error {
 		return usagef("check takes one TARGET: luksmount check [--repair] TARGET")
 	}
 	o := supervisor.CheckOptions{Target: absTarget(c.Args().First()), Repair: c.Bool("repair"),
-		KeyFile: c.String("key-file"), MemoryMiB: c.Int("memory")}
+		KeyFile: c.String("key-file")}
+	var err error
+	if o.MemoryMiB, err = vmMemory(c); err != nil {
+		return err
+	}
 	if a := strings.ToLower(c.String("accel")); a != "auto" {
 		if a != "hvf" && a != "kvm" && a != "tcg" {
 			return usagef("--accel %q is unknown: use auto, hvf, kvm or tcg", c.String("accel"))

@@ -35,7 +35,7 @@ func (e *env) formatCommand() *ucli.Command {
 			&ucli.IntFlag{Name: "key-size", Usage: "LUKS volume key size in `BITS` (cryptsetup's default for the cipher)"},
 			&ucli.StringFlag{Name: "hash", Usage: "LUKS `HASH` for the key derivation and digest (default sha256)"},
 			&ucli.BoolFlag{Name: "force", Usage: "format even if the target holds data (destroys it)"},
-			&ucli.IntFlag{Name: "memory", Usage: "VM memory in `MiB`"},
+			memoryFlag("VM memory in `MiB` (default: sized for the key derivation)", ""),
 			&ucli.StringFlag{Name: "accel", Value: "auto", Usage: "VM accelerator: auto, hvf, kvm or tcg"},
 		},
 		Action: e.format,
@@ -91,7 +91,9 @@ func formatOptions(c *ucli.Context) (o supervisor.FormatOptions, err error) {
 		}
 	}
 	o.Force = c.Bool("force")
-	o.MemoryMiB = c.Int("memory")
+	if o.MemoryMiB, err = vmMemory(c); err != nil {
+		return o, err
+	}
 	if a := strings.ToLower(c.String("accel")); a != "auto" {
 		if a != "hvf" && a != "kvm" && a != "tcg" {
 			return o, usagef("--accel %q is unknown: use auto, hvf, kvm or tcg", c.String("accel"))

@@ -13,7 +13,6 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/luksmount/luksmount/host/passphrase"
-	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/host/session"
 	"github.com/luksmount/luksmount/host/supervisor"
 )
@@ -31,7 +30,7 @@ func mountFlags() []ucli.Flag {
 		&ucli.BoolFlag{Name: "hidden", Usage: "open the VeraCrypt/TrueCrypt hidden volume", Category: "VeraCrypt"},
 		&ucli.BoolFlag{Name: "no-mount", Usage: "serve only: print the NFS address and the command that would mount it", Category: "mount"},
 		&ucli.BoolFlag{Name: "foreground", Usage: "stay attached and stream the session log; Ctrl-C unmounts and stops", Category: "mount"},
-		&ucli.IntFlag{Name: "memory", Usage: "VM memory in `MiB` (default: sized from the LUKS key slots)", Category: "VM"},
+		memoryFlag("VM memory in `MiB` (default: sized from the LUKS key slots)", "VM"),
 		&ucli.IntFlag{Name: "cpus", Usage: "VM CPUs `N`", Category: "VM"},
 		&ucli.StringSliceFlag{Name: "nfs-options", Usage: "extra NFS client mount options, comma-separated", Category: "mount"},
 		&ucli.StringFlag{Name: "accel", Value: "auto", Usage: "VM accelerator: auto, hvf, kvm or tcg", Category: "VM"},
@@ -82,11 +81,9 @@ func mountOptions(c *ucli.Context) (supervisor.Options, error) {
 	if o.NoMount && o.Mountpoint != "" {
 		return o, usagef("--no-mount and a MOUNTPOINT contradict each other: give one")
 	}
-	o.MemoryMiB = c.Int("memory")
-	// Below 192 MiB the guest image (about 40 MiB unpacked, next to its compressed copy and the
-	// kernel) no longer unpacks whole: the kernel says "Initramfs unpacking failed" and tools go missing.
-	if o.MemoryMiB != 0 && (o.MemoryMiB < qemu.MinMemoryMiB || o.MemoryMiB > 65536) {
-		return o, usagef("--memory %d is out of range: give MiB between %d and 65536", o.MemoryMiB, qemu.MinMemoryMiB)
+	var err error
+	if o.MemoryMiB, err = vmMemory(c); err != nil {
+		return o, err
 	}
 	o.CPUs = c.Int("cpus")
 	if o.CPUs < 0 || o.CPUs > 64 {
