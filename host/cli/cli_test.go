@@ -137,6 +137,7 @@ func TestExitCodes(t *testing.T) {
 		{&supervisor.PassphraseError{Target: "/x", Attempts: 3}, ExitWrongPassphrase},
 		{fmt.Errorf("%w for /x", supervisor.ErrNoPassphrase), ExitWrongPassphrase},
 		{&supervisor.MemoryError{Target: "/x", KDFMiB: 1024, VMMiB: 512, Err: control.ErrOutOfMemory}, ExitMemory},
+		{&supervisor.LowMemoryError{VMMiB: 192, Detail: "write error"}, ExitMemory},
 		{&blockdev.BusyError{Path: "/x"}, ExitBusy},
 		{fmt.Errorf("x: %w", session.ErrBusy), ExitBusy},
 		{fmt.Errorf("open: %w", os.ErrNotExist), ExitNotFound},
@@ -161,6 +162,10 @@ func TestExitCodes(t *testing.T) {
 	}
 	msg := Message(&supervisor.PassphraseError{Target: "/path", Attempts: 3})
 	if msg != "luksmount: wrong passphrase for /path (3 attempts); nothing was changed" {
+		t.Errorf("message %q", msg)
+	}
+	msg = Message(fmt.Errorf("boot VM: %w", &supervisor.LowMemoryError{VMMiB: 192, Detail: "write error"}))
+	if msg != `luksmount: boot VM: the VM has too little memory to unpack the guest image (192 MiB; the kernel says "write error"); retry with --memory 320` {
 		t.Errorf("message %q", msg)
 	}
 	msg = Message(&supervisor.MemoryError{Target: "/x", KDFMiB: 1024, VMMiB: 512, Err: control.ErrOutOfMemory})

@@ -130,6 +130,7 @@ type sup struct {
 	removeMountpoint func()
 	faults           faultState // drive and filesystem faults (faults.go)
 	stack            *stackInfo // a layered or multi-device target (stack_steps.go)
+	booted           bootRecord // the VM booted last: its console and size (lowmem.go)
 }
 
 func (s *sup) progress(format string, args ...any) {

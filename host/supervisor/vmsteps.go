@@ -71,6 +71,7 @@ type booted struct {
 
 // startBoot boots the VM in the background; the result arrives on the channel.
 func (s *sup) startBoot(ctx context.Context, spec BootSpec) <-chan booted {
+	s.booted = bootRecord{console: spec.ConsoleLog, memoryMiB: spec.MemoryMiB}
 	ch := make(chan booted, 1)
 	go func() {
 		m, err := s.deps.Boot(ctx, spec)
@@ -88,13 +89,17 @@ func (s *sup) hello(ctx context.Context, t *timelog.Timer) error {
 	hello, err := s.vm.Control().Hello(hctx, version.String())
 	cancel()
 	if err != nil {
+		if lm := s.unpackError(); lm != nil {
+			return t.Done(lm, "")
+		}
 		return t.Done(fmt.Errorf("%w: the guest agent did not answer: %w", ErrBoot, err), "")
 	}
-	t.Done(nil, "qemu pid %d, kernel %s, agent %s", s.vm.Pid(), hello.Kernel, hello.AgentVersion)
+	lm := s.unpackError()
+	t.Done(lm, "qemu pid %d, kernel %s, agent %s", s.vm.Pid(), hello.Kernel, hello.AgentVersion)
 	for _, ev := range hello.Timeline {
 		s.log.Guest(ev)
 	}
-	return nil
+	return lm
 }
 
 // bootAndHello boots the VM for s.dev at size (sockets in dir, console next to logPath) and waits
