@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -199,43 +200,51 @@ func qemuConfig(c Config, initrd, results, console string) qemu.Config {
 	}
 }
 
-// combinedInitrd writes the client image followed by a second gzip'd cpio with the spec: the
-// kernel unpacks concatenated archives in order.
+// combinedInitrd writes the client image followed by a second archive with the spec, the
+// manifest and files (see WriteInitrd).
 func combinedInitrd(out, image string, spec Spec, manifest []byte, files map[string][]byte) error {
-	base, err := os.ReadFile(image)
-	if err != nil {
-		return fmt.Errorf("client image: %w (build it with `make images`)", err)
-	}
 	js, err := json.Marshal(spec)
 	if err != nil {
 		return err
+	}
+	all := map[string][]byte{SpecPath: js}
+	if manifest != nil {
+		all[ManifestPath] = manifest
+	}
+	for name, data := range files {
+		all[name] = data
+	}
+	return WriteInitrd(out, image, all)
+}
+
+// WriteInitrd writes out: image followed by a second gzip'd cpio holding files (absolute path ->
+// content; mode 0644, 0755 for the paths in execs), each with its parent directories below the
+// top level (those exist in every image). The kernel unpacks concatenated archives in order, so
+// these files are added to the image's, or replace them (an /init).
+func WriteInitrd(out, image string, files map[string][]byte, execs ...string) error {
+	base, err := os.ReadFile(image)
+	if err != nil {
+		return fmt.Errorf("guest image: %w (build it with `make images`)", err)
 	}
 	var buf bytes.Buffer
 	buf.Write(base)
 	zw := gzip.NewWriter(&buf)
 	w := cpio.NewWriter(zw)
-	recs := []cpio.Record{
-		{Name: "etc/lmtest", Mode: cpio.TypeDir | 0o755},
-		{Name: strings.TrimPrefix(SpecPath, "/"), Mode: cpio.TypeReg | 0o644, Data: js},
-	}
-	if manifest != nil {
-		recs = append(recs, cpio.Record{Name: strings.TrimPrefix(ManifestPath, "/"), Mode: cpio.TypeReg | 0o644, Data: manifest})
-	}
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	dirs := map[string]bool{"etc": true, "etc/lmtest": true}
-	for _, name := range names {
+	var recs []cpio.Record
+	dirs := map[string]bool{}
+	for name, data := range files {
 		rel := strings.TrimPrefix(name, "/")
-		for d := path.Dir(rel); d != "." && !dirs[d]; d = path.Dir(d) {
+		for d := path.Dir(rel); strings.Contains(d, "/") && !dirs[d]; d = path.Dir(d) {
 			dirs[d] = true
 			recs = append(recs, cpio.Record{Name: d, Mode: cpio.TypeDir | 0o755})
 		}
-		recs = append(recs, cpio.Record{Name: rel, Mode: cpio.TypeReg | 0o644, Data: files[name]})
+		mode := uint32(0o644)
+		if slices.Contains(execs, name) {
+			mode = 0o755
+		}
+		recs = append(recs, cpio.Record{Name: rel, Mode: cpio.TypeReg | mode, Data: data})
 	}
-	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
 	for _, r := range recs {
 		if err := w.WriteRecord(r); err != nil {
 			return err

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -99,25 +98,7 @@ func TestKernelClientWorkload(t *testing.T) {
 		MountOptions: "rsize=1048576,wsize=1048576",
 		Run:          ".", FSXSeconds: 120, Seed: 1, Files: manyFiles,
 	}, clientvm.Config{Timeout: 40 * time.Minute, Memory: 768})
-	for _, raw := range rep.Results {
-		var r struct {
-			Name       string   `json:"name"`
-			OK         bool     `json:"ok"`
-			Skipped    bool     `json:"skipped"`
-			DurationMS int64    `json:"duration_ms"`
-			Error      string   `json:"error"`
-			Details    []string `json:"details"`
-		}
-		json.Unmarshal(raw, &r)
-		status := "ok"
-		switch {
-		case r.Skipped:
-			status = "skipped"
-		case !r.OK:
-			status = "FAILED: " + r.Error
-		}
-		t.Logf("%-22s %8.2fs  %s %s", r.Name, float64(r.DurationMS)/1000, status, strings.Join(r.Details, "; "))
-	}
+	rep.LogResults(t.Logf)
 	t.Logf("client VM ran %d scenarios in %s", len(rep.Results), time.Since(start).Round(time.Second))
 	if !rep.Done || rep.Failed > 0 || rep.Passed == 0 {
 		t.Logf("client console:\n%s", rep.Console)

@@ -6,7 +6,6 @@ package stackfix
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,7 +18,7 @@ import (
 	"time"
 
 	"github.com/luksmount/luksmount/host/qemu"
-	"github.com/luksmount/luksmount/initramfs/cpio"
+	"github.com/luksmount/luksmount/test/clientvm"
 )
 
 // SpecPath is where the fixture init reads its Spec (appended to the image as a cpio archive).
@@ -144,10 +143,6 @@ func Run(ctx context.Context, dir string, disks []string, spec Spec) ([]Result, 
 
 // combine appends a cpio archive with the fixture init as /init and the spec to the agent image.
 func combine(out, image, initBin string, spec Spec) error {
-	base, err := os.ReadFile(image)
-	if err != nil {
-		return fmt.Errorf("agent image: %w (build it with `./build.sh images`)", err)
-	}
 	initData, err := os.ReadFile(initBin)
 	if err != nil {
 		return err
@@ -156,21 +151,5 @@ func combine(out, image, initBin string, spec Spec) error {
 	if err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	buf.Write(base)
-	zw := gzip.NewWriter(&buf)
-	w := cpio.NewWriter(zw)
-	for _, r := range []cpio.Record{
-		{Name: "etc/lmtest", Mode: cpio.TypeDir | 0o755},
-		{Name: strings.TrimPrefix(SpecPath, "/"), Mode: cpio.TypeReg | 0o644, Data: js},
-		{Name: "init", Mode: cpio.TypeReg | 0o755, Data: initData},
-	} {
-		if err := w.WriteRecord(r); err != nil {
-			return err
-		}
-	}
-	if err := errors.Join(w.Close(), zw.Close()); err != nil {
-		return err
-	}
-	return os.WriteFile(out, buf.Bytes(), 0o644)
+	return clientvm.WriteInitrd(out, image, map[string][]byte{SpecPath: js, "/init": initData}, "/init")
 }

@@ -4,7 +4,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -95,24 +94,7 @@ func TestFilesystemsKernelClient(t *testing.T) {
 				}
 				t.Fatalf("client VM: %v", err)
 			}
-			for _, raw := range rep.Results {
-				var r struct {
-					Name       string   `json:"name"`
-					OK         bool     `json:"ok"`
-					Skipped    bool     `json:"skipped"`
-					DurationMS int64    `json:"duration_ms"`
-					Error      string   `json:"error"`
-					Details    []string `json:"details"`
-				}
-				json.Unmarshal(raw, &r)
-				status := "ok"
-				switch {
-				case r.Skipped:
-					status = "SKIPPED"
-				case !r.OK:
-					status = "FAILED: " + r.Error
-				}
-				t.Logf("%-20s %7.2fs  %s %s", r.Name, float64(r.DurationMS)/1000, status, strings.Join(r.Details, "; "))
+			for _, r := range rep.LogResults(t.Logf) {
 				if r.Skipped {
 					t.Errorf("%s skipped on %s: every scenario picked for a filesystem must run", r.Name, w.name)
 				}

@@ -6,49 +6,29 @@
 package storage
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/luksmount/luksmount/host/selftest"
+	"github.com/luksmount/luksmount/test/clitest"
 )
+
+// The harness is test/clitest's; these names are the package's own for its tests.
 
 const stPass = "stacks-test passphrase 7"
 
-var (
-	stBinOnce sync.Once
-	stBin     string
-	stBinErr  error
-)
-
 // stBinary builds bin/luksmount once (it finds build/<arch> images next to it).
 func stBinary(t testing.TB) string {
-	stBinOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		stBin = filepath.Join(root, "bin", "luksmount")
-		cmd := exec.Command("go", "build", "-o", stBin, "./cmd/luksmount")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			stBinErr = fmt.Errorf("cannot build luksmount: %v\n%s", err, out)
-		}
-	})
-	if stBinErr != nil {
-		t.Fatal(stBinErr)
+	b, err := clitest.Binary()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return stBin
+	return b
 }
 
 // stEnv is one isolated luksmount installation.
@@ -56,72 +36,33 @@ type stEnv struct {
 	t        testing.TB
 	bin, dir string
 	run, log string
+	cl       *clitest.Env
 }
 
 func newStEnv(t testing.TB) *stEnv {
-	dir, err := os.MkdirTemp("", "lmst") // short: unix socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &stEnv{t: t, bin: stBinary(t), dir: dir, run: filepath.Join(dir, "run"), log: filepath.Join(dir, "log")}
-	t.Cleanup(func() {
-		if r := e.lm("", "status", "--json"); r.code == 0 && strings.TrimSpace(r.stdout) != "[]" {
-			t.Errorf("sessions left running at the end of the test: %s", r.stdout)
-			e.lm("", "stop", "--all", "--force")
-		}
-		if t.Failed() {
-			files, _ := filepath.Glob(filepath.Join(e.log, "*"))
-			for _, f := range files {
-				b, _ := os.ReadFile(f)
-				if len(b) > 6000 {
-					b = b[len(b)-6000:]
-				}
-				t.Logf("--- %s (tail)\n%s", filepath.Base(f), b)
-			}
-		}
-		os.RemoveAll(dir)
-	})
-	return e
+	c := clitest.New(t, "lmst")
+	c.LogEachRun, c.TailOnError = true, 6000
+	return &stEnv{t: t, bin: c.Bin, dir: c.Dir, run: c.Run, log: c.Log, cl: c}
 }
 
+// stResult is a clitest.Result (its String) with the fields this package's tests read.
 type stResult struct {
 	code           int
 	stdout, stderr string
 	took           time.Duration
+	clitest.Result
 }
 
-func (r stResult) String() string {
-	return fmt.Sprintf("exit %d after %s\nstdout: %s\nstderr: %s", r.code, r.took.Round(time.Millisecond), r.stdout, r.stderr)
-}
+func fromResult(r clitest.Result) stResult { return stResult{r.Code, r.Stdout, r.Stderr, r.Took, r} }
 
 func (e *stEnv) lm(stdin string, args ...string) stResult {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, e.bin, args...)
-	cmd.Env = append(os.Environ(), "LUKSMOUNT_RUNTIME_DIR="+e.run, "LUKSMOUNT_LOG_DIR="+e.log)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	start := time.Now()
-	err := cmd.Run()
-	r := stResult{stdout: out.String(), stderr: errb.String(), took: time.Since(start)}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("luksmount %s: %v", strings.Join(args, " "), err)
-	}
-	e.t.Logf("luksmount %s: exit %d in %s", strings.Join(args, " "), r.code, r.took.Round(time.Millisecond))
-	return r
+	return fromResult(e.cl.LM(stdin, args...))
 }
 
 func (e *stEnv) must(want int, stdin string, args ...string) stResult {
 	e.t.Helper()
-	r := e.lm(stdin, args...)
-	if r.code != want {
-		e.t.Fatalf("luksmount %s: want exit %d, got %s", strings.Join(args, " "), want, r)
-	}
-	return r
+	return fromResult(e.cl.Must(want, stdin, args...))
 }
 
 // oneLine checks a failure printed exactly one line on stderr and returns it.
@@ -136,28 +77,16 @@ func (e *stEnv) oneLine(r stResult, want string) string {
 	return msg
 }
 
-type stSession struct {
-	Target     string `json:"target"`
-	NFSAddress string `json:"nfs_address"`
-	Export     string `json:"export"`
-	State      string `json:"state"`
-	FSType     string `json:"fstype"`
-}
+// stSession is an entry of `status --json`.
+type stSession = clitest.Session
 
 func (e *stEnv) session(target string) stSession {
 	e.t.Helper()
-	r := e.must(0, "", "status", "--json")
-	var all []stSession
-	if err := json.Unmarshal([]byte(r.stdout), &all); err != nil {
-		e.t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	s, r, ok := e.cl.Find(target)
+	if !ok {
+		e.t.Fatalf("no session for %s in %s", target, r.Stdout)
 	}
-	for _, s := range all {
-		if s.Target == target {
-			return s
-		}
-	}
-	e.t.Fatalf("no session for %s in %s", target, r.stdout)
-	return stSession{}
+	return s
 }
 
 // nfs connects to target's export.
@@ -175,10 +104,7 @@ func (e *stEnv) nfs(target string) selftest.FS {
 // format makes an image with a cheap (but real argon2id) KDF.
 func (e *stEnv) format(name, size string, extra ...string) string {
 	e.t.Helper()
-	img := filepath.Join(e.dir, name)
-	args := append([]string{"format", "--size", size, "--pbkdf-memory", "32768", "--pbkdf-force-iterations", "4", "--accel", "tcg"}, extra...)
-	e.must(0, stPass+"\n", append(args, img)...)
-	return img
+	return e.cl.Format(stPass, name, size, extra...)
 }
 
 // allocated is the bytes a file takes on disk (st_blocks).
