@@ -102,11 +102,7 @@ func Check(ctx context.Context, o CheckOptions, deps Deps, ui CheckUI) (res *Che
 		}
 		defer passphrase.Wipe(keyFile)
 	}
-	kdfMiB, lanes := int64(0), 0
-	if id.Kind.IsLUKS() {
-		kdfMiB = (int64(id.LUKS.MaxKDFMemoryKiB()) + 1023) / 1024
-		_, lanes = KDFNeeds(id.LUKS)
-	}
+	kdfMiB, lanes := kdfNeeds(id)
 	tmp, err := os.MkdirTemp("", "luksmount-check-")
 	if err != nil {
 		return nil, err

@@ -39,3 +39,33 @@ func SizeForUnlock(h *luksheader.Header) (memMiB, cpus int) {
 	memKiB, lanes := KDFNeeds(h)
 	return qemu.MemoryForKDF((int64(memKiB) + 1023) / 1024), CPUsForKDF(lanes, runtime.NumCPU())
 }
+
+// kdfNeeds is what unlocking ids asks of the VM: the most key derivation memory (MiB, rounded
+// up) and argon2 lanes of any LUKS keyslot among them (0, 0: none is LUKS, or every slot is
+// pbkdf2). A session (its target and the LUKS volumes found inside it) and Check both size
+// their VM from it.
+func kdfNeeds(ids ...*luksheader.Identity) (mib int64, lanes int) {
+	var kib int
+	for _, id := range ids {
+		if id == nil || !id.Kind.IsLUKS() {
+			continue
+		}
+		k, l := KDFNeeds(id.LUKS)
+		kib, lanes = max(kib, k), max(lanes, l)
+	}
+	return (int64(kib) + 1023) / 1024, lanes
+}
+
+// kdfNeeds is kdfNeeds of s's target and the LUKS volumes the host saw inside it, with the
+// assumed memory when LUKS may hide inside LVM or RAID.
+func (s *sup) kdfNeeds() (mib int64, lanes int) {
+	ids := []*luksheader.Identity{s.id}
+	if s.stack != nil {
+		ids = append(ids, s.stack.luks...)
+	}
+	mib, lanes = kdfNeeds(ids...)
+	if s.stack != nil && s.stack.hidden && mib == 0 {
+		mib = hiddenKDFMiB
+	}
+	return mib, lanes
+}

@@ -38,3 +38,37 @@ func TestKDFNeedsAndCPUs(t *testing.T) {
 		t.Errorf("SizeForUnlock = %d MiB, %d vCPUs", mem, cpus)
 	}
 }
+
+// kdfNeeds: the most over a target and the LUKS volumes inside it, MiB rounded up; a session and
+// Check use it alike, and a stack that may hide LUKS assumes hiddenKDFMiB.
+func TestKDFNeedsOverIdentities(t *testing.T) {
+	luks := func(mem, lanes int) *luksheader.Identity {
+		return &luksheader.Identity{Kind: luksheader.KindLUKS2, LUKS: &luksheader.Header{Version: 2, Keyslots: []luksheader.Keyslot{
+			{Active: true, KDF: luksheader.KDF{Type: luksheader.KDFArgon2id, MemoryKiB: mem, CPUs: lanes}}}}}
+	}
+	ext4 := &luksheader.Identity{Kind: luksheader.KindExt4}
+	for _, c := range []struct {
+		ids   []*luksheader.Identity
+		mib   int64
+		lanes int
+		what  string
+	}{
+		{nil, 0, 0, "nothing"},
+		{[]*luksheader.Identity{ext4, nil}, 0, 0, "not encrypted"},
+		{[]*luksheader.Identity{luks(65537, 2)}, 65, 2, "rounded up"},
+		{[]*luksheader.Identity{ext4, luks(32768, 4), luks(262144, 1)}, 256, 4, "most of each"},
+		{[]*luksheader.Identity{{Kind: luksheader.KindLUKS1}}, 0, 0, "LUKS without a parsed header"},
+	} {
+		if mib, lanes := kdfNeeds(c.ids...); mib != c.mib || lanes != c.lanes {
+			t.Errorf("%s: kdfNeeds = %d MiB, %d lanes; want %d, %d", c.what, mib, lanes, c.mib, c.lanes)
+		}
+	}
+	s := &sup{id: ext4, stack: &stackInfo{hidden: true}}
+	if mib, _ := s.kdfNeeds(); mib != hiddenKDFMiB {
+		t.Errorf("LVM that may hide LUKS: %d MiB, want %d", mib, hiddenKDFMiB)
+	}
+	s = &sup{id: luks(1024, 1), stack: &stackInfo{luks: []*luksheader.Identity{luks(524288, 4)}}}
+	if mib, lanes := s.kdfNeeds(); mib != 512 || lanes != 4 {
+		t.Errorf("stack: %d MiB, %d lanes; want 512, 4", mib, lanes)
+	}
+}

@@ -156,39 +156,6 @@ func (s *sup) encrypted() bool {
 	return s.id.Kind.IsLUKS() || (s.stack != nil && len(s.stack.luks) > 0) || s.opts.Crypt.Type != ""
 }
 
-// stackKDFMiB is the largest key derivation memory of the LUKS volumes the host saw, or the
-// assumed one when LUKS may hide inside LVM or RAID.
-func (s *sup) stackKDFMiB() int64 {
-	var kib int64
-	if s.id.Kind.IsLUKS() && s.id.LUKS != nil {
-		kib = int64(s.id.LUKS.MaxKDFMemoryKiB())
-	}
-	if s.stack != nil {
-		for _, id := range s.stack.luks {
-			kib = max(kib, int64(id.LUKS.MaxKDFMemoryKiB()))
-		}
-		if s.stack.hidden && kib == 0 {
-			return hiddenKDFMiB
-		}
-	}
-	return (kib + 1023) / 1024
-}
-
-// stackKDFLanes is the most argon2 lanes any LUKS keyslot of the target asks for (0: pbkdf2).
-func (s *sup) stackKDFLanes() int {
-	lanes := 0
-	if s.id.Kind.IsLUKS() {
-		_, lanes = KDFNeeds(s.id.LUKS)
-	}
-	if s.stack != nil {
-		for _, id := range s.stack.luks {
-			_, l := KDFNeeds(id.LUKS)
-			lanes = max(lanes, l)
-		}
-	}
-	return lanes
-}
-
 // stackLabel describes a layered target for the log.
 func (s *sup) stackLabel() string {
 	if s.stack == nil {

@@ -89,7 +89,7 @@ func (s *sup) identify() (vmSize, error) {
 		return vmSize{}, t.Done(control.Errorf(control.CodeUnsupportedFS, "%s holds neither a LUKS header nor an ext2/3/4 filesystem; nothing was changed (see `luksmount list` for the drives luksmount can open)", dev.Path), "")
 	}
 	encrypted := s.encrypted()
-	kdfMiB, lanes := s.stackKDFMiB(), s.stackKDFLanes()
+	kdfMiB, lanes := s.kdfNeeds()
 	size := sizeForMount(kdfMiB, lanes, s.opts.MemoryMiB, s.opts.CPUs)
 	t.Done(nil, "%s, label %q, KDF needs %d MiB in %d lanes; VM gets %d MiB, %d CPUs", s.stackLabel(), s.id.Label, kdfMiB, lanes, size.MemoryMiB, size.CPUs)
 	s.update(func(st *session.State) {
