@@ -154,47 +154,48 @@ func CheckHash(h string) error {
 	return nil
 }
 
+// distinct collects strings once each, in the order first added, without "".
+type distinct struct {
+	seen map[string]bool
+	out  []string
+}
+
+func (d *distinct) add(ss ...string) {
+	for _, s := range ss {
+		if s != "" && !d.seen[s] {
+			if d.seen == nil {
+				d.seen = map[string]bool{}
+			}
+			d.seen[s] = true
+			d.out = append(d.out, s)
+		}
+	}
+}
+
 // CipherSpecs are every cipher the header uses: the data segment's and, on LUKS2, each active
 // keyslot area's (usually the same), without repeats.
 func (h *Header) CipherSpecs() []string {
-	seen := map[string]bool{}
-	var out []string
-	add := func(s string) {
-		if s != "" && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	add(h.Cipher)
+	var d distinct
+	d.add(h.Cipher)
 	for _, k := range h.Keyslots {
 		if k.Active {
-			add(k.AreaCipher)
+			d.add(k.AreaCipher)
 		}
 	}
-	return out
+	return d.out
 }
 
 // Hashes are every hash the header uses (PBKDF2, AF splitter, digests), without repeats.
 func (h *Header) Hashes() []string {
-	seen := map[string]bool{}
-	var out []string
-	add := func(s string) {
-		if s != "" && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	add(h.HashSpec)
+	var d distinct
+	d.add(h.HashSpec)
 	for _, k := range h.Keyslots {
 		if k.Active {
-			add(k.KDF.Hash)
-			add(k.AFHash)
+			d.add(k.KDF.Hash, k.AFHash)
 		}
 	}
-	for _, d := range h.DigestHashes {
-		add(d)
-	}
-	return out
+	d.add(h.DigestHashes...)
+	return d.out
 }
 
 // CheckSupported returns an error matching ErrUnsupported, naming the first cipher or hash the
@@ -216,19 +217,13 @@ func (h *Header) CheckSupported() error {
 // KernelAlgorithms are the kernel crypto algorithms opening h needs, without repeats, for the
 // guest to load their modules first. Unparsable specs are skipped (CheckSupported reports them).
 func (h *Header) KernelAlgorithms() []string {
-	seen := map[string]bool{}
-	var out []string
+	var d distinct
 	for _, s := range h.CipherSpecs() {
 		c, err := ParseCipherSpec(s)
 		if err != nil || c.Cipher == "cipher_null" {
 			continue
 		}
-		for _, a := range c.KernelAlgorithms() {
-			if a != "" && !seen[a] {
-				seen[a] = true
-				out = append(out, a)
-			}
-		}
+		d.add(c.KernelAlgorithms()...)
 	}
-	return out
+	return d.out
 }
