@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -51,7 +50,7 @@ func (e *env) check(c *ucli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	deps := supervisor.Default(supervisor.Options{Target: o.Target})
-	ui := &checkUI{e: e, pr: passphrase.New(e.stdin, e.stderr)}
+	ui := &checkUI{termUI{e: e, pr: passphrase.New(e.stdin, e.stderr)}}
 	res, err := supervisor.Check(ctx, o, deps, ui)
 	if res != nil && res.Output != "" {
 		fmt.Fprintln(e.stdout, res.Output)
@@ -68,18 +67,9 @@ func (e *env) check(c *ucli.Context) error {
 	return nil
 }
 
-// checkUI prompts on the terminal, or reads stdin line by line: the passphrase first, then the
-// answer to the repair question.
-type checkUI struct {
-	e  *env
-	pr *passphrase.Reader
-}
-
-func (u *checkUI) Progress(line string) { fmt.Fprintln(u.e.stderr, "luksmount: "+line) }
-
-func (u *checkUI) Passphrase(ctx context.Context, prompt string, attempt, max int) ([]byte, error) {
-	return u.pr.Read(prompt)
-}
+// checkUI prompts on the terminal, or reads stdin line by line: the passphrase first (termUI's),
+// then the answer to the repair question.
+type checkUI struct{ termUI }
 
 func (u *checkUI) Confirm(question string) (bool, error) {
 	fmt.Fprint(u.e.stderr, question)
