@@ -121,6 +121,16 @@ func TestBusyAndOutOfMemory(t *testing.T) {
 	if !strings.Contains(msg, "--memory") {
 		t.Errorf("message %q does not say how to retry", msg)
 	}
+	// At the --memory floor the whole guest image unpacked (the kernel did not say otherwise).
+	consoles, _ := filepath.Glob(filepath.Join(e.log, "*.console.log"))
+	if len(consoles) == 0 {
+		t.Error("no VM console log to check the image unpacked at --memory 192")
+	}
+	for _, c := range consoles {
+		if b, _ := os.ReadFile(c); strings.Contains(string(b), "Initramfs unpacking failed") {
+			t.Errorf("%s: the guest image did not unpack whole at the --memory floor", filepath.Base(c))
+		}
+	}
 	if sha(t, heavy) != sum {
 		t.Fatal("the image changed")
 	}
