@@ -229,6 +229,8 @@ type ScaleResult struct {
 	LookupS  float64 `json:"lookup_seconds"` // time to look them all up (depth 32)
 	P50us    float64 `json:"getattr_p50_us"`
 	P99us    float64 `json:"getattr_p99_us"`
+	// Failed is the first LOOKUP error, when the run stopped on one (LookedUp says how far it got).
+	Failed string `json:"failed,omitempty"`
 }
 
 // ListResult is a full READDIRPLUS listing.
@@ -324,10 +326,13 @@ func Scale(s *Server, n, per int, samples int, limit time.Duration) (ScaleResult
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return ScaleResult{}, firstErr
-	}
 	res := ScaleResult{Server: s.Name, Asked: n, LookedUp: int(done.Load()) + 1, LookupS: time.Since(t).Seconds()}
+	if firstErr != nil {
+		// A server that fails a lookup of a file that exists is a result (stock go-nfs answers
+		// NOENT at 200k handles), not a reason to drop the other server's rows.
+		res.Failed = firstErr.Error()
+		return res, nil
+	}
 	lat := make([]time.Duration, samples)
 	for i := range lat {
 		t := time.Now()

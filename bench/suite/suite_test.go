@@ -108,3 +108,22 @@ func TestPrintSavedReport(t *testing.T) {
 		}
 	}
 }
+
+func TestNetPathsRepeatOnlyWhatTheMTUChanges(t *testing.T) {
+	names := func(ps []vmbench.Net) []string {
+		var s []string
+		for _, p := range ps {
+			s = append(s, p.Name())
+		}
+		return s
+	}
+	mtus := []int{1500, 9000, 65520}
+	got := strings.Join(names(netPaths(mtus, false)), "; ")
+	want := "vnet mtu 1500 unbatched; vnet mtu 9000 unbatched; vnet mtu 65520 unbatched; vnet mtu 65520 batched; user net mtu 65520"
+	if got != want {
+		t.Errorf("netPaths = %s\nwant %s", got, want)
+	}
+	if n := len(netPaths(mtus, true)); n != 9 {
+		t.Errorf("-net-all: %d rows, want 9", n)
+	}
+}

@@ -180,6 +180,10 @@ func Print(w io.Writer, r *Report) {
 		fmt.Fprintf(tw, "\n4. Scale (loopback)\n")
 		line("server", "looked up (asked)", "lookup s", "lookups/s", "GETATTR p50 us", "p99 us")
 		for _, s := range r.Scale {
+			if s.Failed != "" {
+				line("  "+s.Server, fmt.Sprintf("%d (%d)", s.LookedUp, s.Asked), f2(s.LookupS), "FAILED: "+s.Failed)
+				continue
+			}
 			line("  "+s.Server, fmt.Sprintf("%d (%d)", s.LookedUp, s.Asked), f2(s.LookupS), num(float64(s.LookedUp)/s.LookupS), num(s.P50us), num(s.P99us))
 		}
 		for _, s := range byServer(r.List) {

@@ -55,3 +55,49 @@ func sink(b *testing.B, g *fakeGuest, port int) {
 		}
 	}()
 }
+
+// BenchmarkRoundTrip is one small request and its reply through the forward (an NFS GETATTR is
+// ~200 bytes each way): the path's latency per call, which sets small-file rates.
+func BenchmarkRoundTrip(b *testing.B) {
+	n := startNetwork(b, Config{ExtraPorts: []int{5201}})
+	g := startFakeGuestMTU(b, n.cfg.SocketPath, uint32(DefaultMTU))
+	l, err := gonetListen(g, NFSPort)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				buf := make([]byte, 200)
+				for {
+					if _, err := io.ReadFull(c, buf); err != nil {
+						c.Close()
+						return
+					}
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	c, err := net.Dial("tcp", n.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 200)
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -16,5 +16,7 @@ const defaultMTU = MaxMTU
 
 // DefaultBatch says whether frame writes towards the guest are coalesced (Config.Batch). Off: the
 // same rows showed no gain (1500: 18/19, 9000: 30/23, 65520: 34/16 MB/s batched), since under TCG
-// the guest, not the host's syscalls, sets the pace.
+// the guest, not the host's syscalls, sets the pace. Two later runs at 65520 (2026-12-01) split:
+// batched 88/50 vs unbatched 58/28 with no other VM running, 39/22 vs 64/20 beside one; one row
+// swings 2x between runs, so neither shows a gain beyond that.
 const DefaultBatch = false
