@@ -20,7 +20,7 @@ var fsOnDemand = map[string][]string{
 // fsPackages hold the mkfs tools and the NTFS driver.
 var fsPackages = []string{"btrfs-progs", "xfsprogs", "exfatprogs", "dosfstools", "ntfs-3g"}
 
-// fsBinaries are the mkfs tools, ntfs-3g, and the checkers `luksmount check` runs on xfs and
-// btrfs (xfs_repair, btrfs check); paths as Debian 12 installs them.
+// fsBinaries are the mkfs tools, ntfs-3g, and the checkers `luksmount check` runs (xfs_repair,
+// btrfs check, fsck.fat, fsck.exfat, ntfsfix -n); paths as Debian 12 installs them.
 var fsBinaries = []string{"/sbin/mkfs.btrfs", "/sbin/mkfs.xfs", "/usr/sbin/mkfs.exfat", "/sbin/mkfs.fat", "/sbin/mkntfs", "/bin/ntfs-3g",
-	"/sbin/xfs_repair", "/bin/btrfs"}
+	"/sbin/xfs_repair", "/bin/btrfs", "/sbin/fsck.fat", "/usr/sbin/fsck.exfat", "/bin/ntfsfix"}

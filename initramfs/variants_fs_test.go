@@ -18,7 +18,7 @@ func TestAgentShipsEveryFilesystem(t *testing.T) {
 			t.Errorf("%s is not in the agent image", bin)
 		}
 	}
-	for _, b := range []string{"/bin/ntfs-3g", "/sbin/xfs_repair", "/bin/btrfs"} {
+	for _, b := range []string{"/bin/ntfs-3g", "/sbin/xfs_repair", "/bin/btrfs", "/sbin/fsck.fat", "/usr/sbin/fsck.exfat", "/bin/ntfsfix"} {
 		if !slices.Contains(v.Binaries, b) {
 			t.Errorf("%s (NTFS driver, or a checker `luksmount check` runs) is not in the agent image", b)
 		}

@@ -13,13 +13,15 @@ import (
 // and the parser of its progress output. "" (blkid found nothing) is tried as ext2/3/4: e2fsck
 // finds a backup superblock when the primary one is gone.
 func checkCommand(fstype, dev string, repair bool) (command.Cmd, func(*progress, string), error) {
+	pick := func(check, fix string) string {
+		if repair {
+			return fix
+		}
+		return check
+	}
 	switch {
 	case isExt(fstype) || fstype == "":
-		mode := "-n"
-		if repair {
-			mode = "-y"
-		}
-		return command.Cmd{Name: "e2fsck", Args: []string{mode, "-f", "-C", "0", dev}}, parseE2fsck, nil
+		return command.Cmd{Name: "e2fsck", Args: []string{pick("-n", "-y"), "-f", "-C", "0", dev}}, parseE2fsck, nil
 	case fstype == "xfs":
 		args := []string{dev}
 		if !repair {
@@ -27,20 +29,29 @@ func checkCommand(fstype, dev string, repair bool) (command.Cmd, func(*progress,
 		}
 		return command.Cmd{Name: "xfs_repair", Args: args}, parseRepairTool, nil
 	case fstype == "btrfs":
-		mode := "--readonly"
+		return command.Cmd{Name: "btrfs", Args: []string{"check", pick("--readonly", "--repair"), "--progress", dev}}, parseRepairTool, nil
+	case fstype == "vfat":
+		// -n: no changes; -a: repair without questions (the host asked the user already).
+		return command.Cmd{Name: "fsck.fat", Args: []string{pick("-n", "-a"), dev}}, parseRepairTool, nil
+	case fstype == "exfat":
+		return command.Cmd{Name: "fsck.exfat", Args: []string{pick("-n", "-y"), dev}}, parseRepairTool, nil
+	case fstype == "ntfs":
 		if repair {
-			mode = "--repair"
+			// ntfsfix does not repair: it resets the journal (losing what Windows had not
+			// written) and asks Windows to run chkdsk, so it is never run for the user.
+			return command.Cmd{}, nil, control.Errorf(control.CodeUnsupportedOp, "luksmount does not repair NTFS (ntfsfix only resets the journal, which can lose data, and leaves the repair to Windows); nothing was changed: repair it in Windows with `chkdsk /f X:`")
 		}
-		return command.Cmd{Name: "btrfs", Args: []string{"check", mode, "--progress", dev}}, parseRepairTool, nil
+		return command.Cmd{Name: "ntfsfix", Args: []string{"-n", dev}}, parseRepairTool, nil
 	}
-	return command.Cmd{}, nil, control.Errorf(control.CodeUnsupportedFS, "cannot check %s: luksmount checks ext2/3/4, xfs and btrfs", fstype)
+	return command.Cmd{}, nil, control.Errorf(control.CodeUnsupportedFS, "cannot check %s: luksmount checks %s", fstype, supportedFS)
 }
 
 // checkVerdict reads the tool's exit code: clean, repaired, or problems left.
 func checkVerdict(fstype string, repair bool, code int) (clean, repaired bool, err error) {
-	if isExt(fstype) || fstype == "" {
-		// e2fsck(8): 0 clean, 1 errors corrected, 2 corrected (reboot), 4 left uncorrected,
-		// 8 operational error, 16 usage, 32 cancelled, 128 shared library error.
+	if isExt(fstype) || fstype == "" || fstype == "exfat" {
+		// e2fsck(8), and fsck.exfat with the same table: 0 clean, 1 errors corrected, 2
+		// corrected (reboot), 4 left uncorrected, 8 operational error, 16 usage, 32
+		// cancelled, 128 shared library error.
 		switch {
 		case code == 0:
 			return true, false, nil
@@ -51,13 +62,22 @@ func checkVerdict(fstype string, repair bool, code int) (clean, repaired bool, e
 			// inode") means problems were found and left alone.
 			return false, false, nil
 		case code&8 != 0 || code >= 16:
-			return false, false, control.Errorf(control.CodeInternal, "e2fsck could not check the filesystem (exit %d); see the output in the log", code)
+			return false, false, control.Errorf(control.CodeInternal, "%s could not check the filesystem (exit %d); see the output in the log", map[bool]string{true: "fsck.exfat", false: "e2fsck"}[fstype == "exfat"], code)
 		}
 		return false, false, nil
 	}
-	// xfs_repair -n and btrfs check exit non-zero when they found problems.
+	if fstype == "vfat" && code > 1 {
+		// fsck.fat(8): 0 nothing found, 1 errors found (and, with -a, fixed), 2 usage error
+		// (the filesystem was not accessed).
+		return false, false, control.Errorf(control.CodeInternal, "fsck.fat could not check the filesystem (exit %d); see the output in the log", code)
+	}
+	// xfs_repair -n, btrfs check, ntfsfix -n and fsck.fat exit non-zero when they found
+	// problems.
 	if code == 0 {
 		return !repair, repair, nil
+	}
+	if fstype == "vfat" && repair {
+		return false, true, nil
 	}
 	return false, false, nil
 }

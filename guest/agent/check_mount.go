@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/luksmount/luksmount/guest/blkid"
@@ -39,13 +40,14 @@ func (a *Agent) mountGate(dev string, in blkid.Info, opts fsops.Options, reqOpts
 		if sb.FirstFunc != "" {
 			where = ", first in " + sb.FirstFunc
 		}
-		a.tl.Fault(faultFS, "warn", "the %s filesystem is marked as having errors (%d recorded%s): mounting it read-only; %s",
+		msg := fmt.Sprintf("the %s filesystem is marked as having errors (%d recorded%s): mounting it read-only; %s",
 			in.Type, sb.ErrorCount, where, checkHint)
+		a.tl.Fault(faultFS, "warn", "%s", msg)
 		ro, err := a.deps.SplitOptions(append(append([]string(nil), reqOpts...), "ro"))
 		if err != nil {
 			return opts, err
 		}
-		ro.Data = opts.Data
+		ro.Data, ro.Notice = opts.Data, msg
 		return ro, nil
 	}
 	return opts, nil

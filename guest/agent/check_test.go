@@ -244,3 +244,41 @@ func TestMountGoesThroughTheGate(t *testing.T) {
 		})
 	}
 }
+
+// Each filesystem's checker runs read-only without --repair; the exit codes mean what the
+// tool's manual says; NTFS is never "repaired" by ntfsfix.
+func TestCheckCommandsPerFilesystem(t *testing.T) {
+	for _, c := range []struct {
+		fs     string
+		repair bool
+		want   string
+	}{
+		{"ext4", false, "e2fsck -n -f -C 0 /dev/x"}, {"xfs", false, "xfs_repair -n /dev/x"},
+		{"btrfs", false, "btrfs check --readonly --progress /dev/x"}, {"vfat", false, "fsck.fat -n /dev/x"},
+		{"exfat", false, "fsck.exfat -n /dev/x"}, {"ntfs", false, "ntfsfix -n /dev/x"},
+		{"vfat", true, "fsck.fat -a /dev/x"}, {"exfat", true, "fsck.exfat -y /dev/x"}, {"xfs", true, "xfs_repair /dev/x"},
+	} {
+		cmd, _, err := checkCommand(c.fs, "/dev/x", c.repair)
+		if err != nil || cmd.Name+" "+strings.Join(cmd.Args, " ") != c.want {
+			t.Errorf("%s repair=%v: %v %v, %v; want %s", c.fs, c.repair, cmd.Name, cmd.Args, err, c.want)
+		}
+	}
+	if _, _, err := checkCommand("ntfs", "/dev/x", true); err == nil || !strings.Contains(err.Error(), "chkdsk") {
+		t.Errorf("NTFS repair: %v; want a refusal that says to run chkdsk", err)
+	}
+	for _, c := range []struct {
+		fs                     string
+		repair                 bool
+		code                   int
+		clean, repaired, isErr bool
+	}{
+		{"vfat", false, 0, true, false, false}, {"vfat", false, 1, false, false, false}, {"vfat", true, 1, false, true, false},
+		{"vfat", false, 2, false, false, true}, {"exfat", false, 4, false, false, false}, {"exfat", true, 1, false, true, false},
+		{"exfat", false, 8, false, false, true}, {"ntfs", false, 1, false, false, false}, {"ntfs", false, 0, true, false, false},
+	} {
+		clean, repaired, err := checkVerdict(c.fs, c.repair, c.code)
+		if clean != c.clean || repaired != c.repaired || (err != nil) != c.isErr {
+			t.Errorf("%s repair=%v exit %d: clean %v repaired %v err %v", c.fs, c.repair, c.code, clean, repaired, err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/luksmount/luksmount/guest/blkid"
@@ -106,10 +107,21 @@ func ntfsArgs(dev string, opts fsops.Options) []string {
 }
 
 // mountNTFS runs ntfs-3g (FUSE: Debian 12's kernels have no ntfs3). A volume Windows left
-// hibernated (or with Fast Startup) or not cleanly shut down is mounted read-only with a
-// message saying what to do in Windows; it is never "fixed" here (no ntfsfix, no
-// remove_hiberfile), since that throws away what Windows had not written yet.
+// hibernated (or with Fast Startup), not cleanly shut down, or marked for chkdsk (dirty) is
+// mounted read-only with a message saying what to do in Windows; it is never "fixed" here (no
+// ntfsfix, no remove_hiberfile), since that throws away what Windows had not written yet.
 func (a *Agent) mountNTFS(ctx context.Context, dev string, opts fsops.Options) (fsops.Options, error) {
+	if !opts.ReadOnly {
+		// ntfs-3g ignores the dirty flag: read it here.
+		if v, err := readNTFSVolume(dev); err == nil && v.Flags&fsops.NTFSVolumeDirty != 0 {
+			ro, err := a.ntfsReadOnly(opts, "Windows marked it as needing a disk check (its dirty flag is set)",
+				"start Windows, run `chkdsk /f X:` on it and shut down fully (Shift+Shut down), then mount again")
+			if err != nil {
+				return opts, err
+			}
+			opts = ro
+		}
+	}
 	r, err := a.ntfs3g(ctx, dev, opts)
 	if err != nil {
 		return opts, err
@@ -117,19 +129,24 @@ func (a *Agent) mountNTFS(ctx context.Context, dev string, opts fsops.Options) (
 	why := ""
 	switch r.ExitCode {
 	case 0:
+		// ntfs-3g falls back to read-only by itself (exit 0, "Falling back to read-only
+		// mount") when hiberfil.sys says "hibr" or $LogFile is unclean (libntfs-3g volume.c,
+		// NTFS_MNT_MAY_RDONLY): the kernel's mount flags say whether it did.
+		if !opts.ReadOnly && mountedReadOnly(fsops.Mountpoint) {
+			ro, err := a.ntfsReadOnly(opts, ntfsFallbackWhy(r.Stderr), ntfsShutdownAdvice)
+			return ro, err
+		}
 		return opts, nil
 	case ntfsHibernated:
-		why = "Windows left it hibernated (hibernation or Fast Startup)"
+		why = ntfsHibernatedWhy
 	case ntfsUnclean:
-		why = "Windows did not shut it down cleanly (or Fast Startup kept it open)"
+		why = ntfsUncleanWhy
 	}
 	if why != "" && !opts.ReadOnly {
-		a.tl.Fault(faultFS, "warn", "the NTFS volume is in use by Windows: %s; mounting it read-only. To write to it, start Windows, shut it down with Shift+Shut down (or turn Fast Startup off: powercfg /h off), then mount again", why)
-		ro, err := a.deps.SplitOptions([]string{"ro"})
+		ro, err := a.ntfsReadOnly(opts, why, ntfsShutdownAdvice)
 		if err != nil {
 			return opts, err
 		}
-		ro.Data = opts.Data
 		if r, err = a.ntfs3g(ctx, dev, ro); err != nil {
 			return opts, err
 		}
@@ -140,6 +157,49 @@ func (a *Agent) mountNTFS(ctx context.Context, dev string, opts fsops.Options) (
 	}
 	return opts, ntfsError(dev, r)
 }
+
+const (
+	ntfsHibernatedWhy  = "Windows left it hibernated (hibernation or Fast Startup)"
+	ntfsUncleanWhy     = "Windows did not shut it down cleanly (or Fast Startup kept it open)"
+	ntfsShutdownAdvice = "start Windows and shut it down fully (Shift+Shut down), or turn Fast Startup off (powercfg /h off), then mount again"
+)
+
+// ntfsFallbackWhy reads ntfs-3g's own reason from its messages (volume.c, logfile.c).
+func ntfsFallbackWhy(stderr string) string {
+	switch {
+	case strings.Contains(stderr, "hibernated"):
+		return ntfsHibernatedWhy
+	case strings.Contains(stderr, "unclean"):
+		return ntfsUncleanWhy
+	}
+	return "ntfs-3g found it in an unsafe state (Windows hibernated it or did not shut it down cleanly)"
+}
+
+// ntfsReadOnly logs why the volume is mounted read-only and returns read-only options whose
+// Notice carries the same line to the user.
+func (a *Agent) ntfsReadOnly(opts fsops.Options, why, advice string) (fsops.Options, error) {
+	msg := fmt.Sprintf("the NTFS volume is mounted read-only: %s; to write to it, %s", why, advice)
+	a.tl.Fault(faultFS, "warn", "%s", msg)
+	ro, err := a.deps.SplitOptions([]string{"ro"})
+	if err != nil {
+		return opts, err
+	}
+	ro.Data, ro.Notice = opts.Data, msg
+	return ro, nil
+}
+
+// readNTFSVolume and mountedReadOnly are replaced in tests.
+var (
+	readNTFSVolume = func(dev string) (fsops.NTFSVolumeInfo, error) {
+		f, err := os.Open(dev)
+		if err != nil {
+			return fsops.NTFSVolumeInfo{}, err
+		}
+		defer f.Close()
+		return fsops.ReadNTFSVolumeInfo(f)
+	}
+	mountedReadOnly = fsops.MountedReadOnly
+)
 
 func (a *Agent) ntfs3g(ctx context.Context, dev string, opts fsops.Options) (command.Result, error) {
 	r, err := a.deps.Run.Run(ctx, command.Cmd{Name: "ntfs-3g", Args: ntfsArgs(dev, opts)})
@@ -205,3 +265,11 @@ func fixedAttrs(fstype string) bool { return fstype == "vfat" || fstype == "exfa
 // ignoresDirsync: filesystems on which MS_DIRSYNC does not make directory changes durable
 // (btrfs has no IS_DIRSYNC path; FUSE passes nothing on), so the server fsyncs the directory.
 func ignoresDirsync(fstype string) bool { return fstype == "btrfs" || fstype == "ntfs" }
+
+// joinNotes joins the reasons a mount is read-only (the stack's, the filesystem's).
+func joinNotes(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "; " + b
+}

@@ -61,7 +61,7 @@ func (a *Agent) btrfsDevices(ctx context.Context, dev string, in blkid.Info, dat
 	}
 	found := uint64(len(opts) + 1)
 	if found < sb.NumDevices && !hasOpt(data, "degraded") {
-		return nil, control.Errorf(control.CodeNotFound, "this btrfs filesystem spans %d drives but only %d %s attached; attach all of them (give every drive to luksmount), or mount with -o degraded,ro to copy data off",
+		return nil, control.Errorf(control.CodeNotFound, "this btrfs filesystem spans %d drives but only %d %s attached; give all of them as one target joined with + (luksmount disk4+disk5), or mount with -o degraded,ro to copy data off",
 			sb.NumDevices, found, map[bool]string{true: "is", false: "are"}[found == 1])
 	}
 	if len(opts) > 0 {

@@ -158,3 +158,47 @@ func TestMultiDeviceBtrfs(t *testing.T) {
 		t.Fatal("zeros parsed as a btrfs superblock")
 	}
 }
+
+// ntfs-3g falls back to read-only by itself (exit 0) on a hibernated volume: the agent must
+// notice from the mount's flags, say so and serve read-only.
+func TestNTFSFallbackReadOnlyIsNoticed(t *testing.T) {
+	a, f := newTestAgent(t)
+	r := &fsRunner{fakeSys: f, fstype: "ntfs", rwExit: 0}
+	a.deps.Run = r
+	old := mountedReadOnly
+	mountedReadOnly = func(string) bool { return true }
+	t.Cleanup(func() { mountedReadOnly = old })
+	m, err := client(t, a).Mount(context.Background(), control.MountRequest{Device: "/dev/vdb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.ReadOnly || !strings.Contains(m.Notice, "hibernated") || !strings.Contains(m.Notice, "Shift+Shut down") {
+		t.Fatalf("mount reply %+v; want read-only with a notice saying hibernated and what to do", m)
+	}
+	if len(r.ntfsCalls) != 1 {
+		t.Fatalf("ntfs-3g ran %d times (%q); want once", len(r.ntfsCalls), r.ntfsCalls)
+	}
+}
+
+// A volume Windows marked dirty (chkdsk pending) is mounted read-only from the start: ntfs-3g
+// itself does not look at the flag.
+func TestNTFSDirtyMountsReadOnly(t *testing.T) {
+	a, f := newTestAgent(t)
+	r := &fsRunner{fakeSys: f, fstype: "ntfs", rwExit: 0}
+	a.deps.Run = r
+	old := readNTFSVolume
+	readNTFSVolume = func(string) (fsops.NTFSVolumeInfo, error) {
+		return fsops.NTFSVolumeInfo{Flags: fsops.NTFSVolumeDirty}, nil
+	}
+	t.Cleanup(func() { readNTFSVolume = old })
+	m, err := client(t, a).Mount(context.Background(), control.MountRequest{Device: "/dev/vdb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.ReadOnly || !strings.Contains(m.Notice, "chkdsk") {
+		t.Fatalf("mount reply %+v; want read-only with a notice saying to run chkdsk", m)
+	}
+	if len(r.ntfsCalls) != 1 || !strings.Contains(","+r.ntfsCalls[0]+",", ",ro,") {
+		t.Fatalf("ntfs-3g ran with %q; want one read-only mount", r.ntfsCalls)
+	}
+}

@@ -21,6 +21,7 @@ type Options struct {
 	Flags    uintptr
 	Data     string // comma-joined filesystem options
 	ReadOnly bool
+	Notice   string // why the mount ended up read-only when nobody asked, for the user
 }
 
 // HasRO reports whether opts ask for a read-only mount.

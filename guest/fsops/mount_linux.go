@@ -119,3 +119,9 @@ func Unmount(target string, lazy bool) error {
 
 // IsBusy reports whether err from Unmount means files are still in use.
 func IsBusy(err error) bool { return errors.Is(err, unix.EBUSY) }
+
+// MountedReadOnly reports whether the filesystem mounted at path is read-only (ST_RDONLY).
+func MountedReadOnly(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Flags&unix.ST_RDONLY != 0
+}

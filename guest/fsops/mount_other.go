@@ -23,3 +23,6 @@ func Unmount(target string, lazy bool) error { return errUnsupported }
 
 // IsBusy is Linux-only.
 func IsBusy(err error) bool { return false }
+
+// MountedReadOnly is Linux-only.
+func MountedReadOnly(path string) bool { return false }

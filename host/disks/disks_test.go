@@ -215,3 +215,13 @@ func TestFromDiskutilProbesOtherTypes(t *testing.T) {
 		t.Errorf("probed %q, want %q (never EFI, HFS, APFS, CoreStorage)", opened, wantOpened)
 	}
 }
+
+// A plain filesystem the guest mounts (no LUKS, no container) is listed by its type.
+func TestProbeNamesPlainFilesystems(t *testing.T) {
+	b := make([]byte, 1<<20)
+	copy(b[3:], "NTFS    ")
+	e := Entry{Size: int64(len(b))}
+	if !probeStack(&e, bytes.NewReader(b), e.Size) || e.Type != "ntfs" {
+		t.Fatalf("plain NTFS listed as %+v", e)
+	}
+}

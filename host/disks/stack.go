@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/luksmount/luksmount/pkg/fssniff"
 	"github.com/luksmount/luksmount/pkg/luksheader"
 	"github.com/luksmount/luksmount/pkg/stackprobe"
 )
@@ -72,12 +73,18 @@ func probeStack(e *Entry, r io.ReaderAt, size int64) bool {
 				default:
 					if sl, err := stackprobe.Probe(sr, p.Size); err == nil && sl.Kind != stackprobe.None {
 						pe.Type = string(sl.Kind)
+					} else if t := fssniff.Type(sr); t != "" {
+						pe.Type = t
 					}
 				}
 			}
 			e.Partitions = append(e.Partitions, pe)
 		}
 	default:
+		if t := fssniff.Type(r); t != "" {
+			e.Type = t // a plain btrfs, xfs, exFAT, FAT or NTFS
+			return true
+		}
 		return false
 	}
 	return true

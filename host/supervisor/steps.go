@@ -11,6 +11,7 @@ import (
 	"github.com/luksmount/luksmount/host/session"
 	"github.com/luksmount/luksmount/host/timelog"
 	"github.com/luksmount/luksmount/pkg/control"
+	"github.com/luksmount/luksmount/pkg/fssniff"
 	"github.com/luksmount/luksmount/pkg/luksheader"
 	"github.com/luksmount/luksmount/pkg/version"
 )
@@ -78,15 +79,14 @@ func (s *sup) identify() (vmSize, error) {
 			return vmSize{}, t.Done(err, "")
 		}
 	}
-	// The guest image mounts LUKS and ext2/3/4 only; widen this with the image's filesystem modules.
 	if dev.Size == 0 {
 		return vmSize{}, t.Done(control.Errorf(control.CodeUnsupportedFS, "%s is empty (0 bytes): there is nothing to mount; check the path", dev.Path), "")
 	}
 	if s.opts.Crypt.Type == "tcrypt" && s.id.Kind != luksheader.KindUnknown {
 		return vmSize{}, t.Done(control.Errorf(control.CodeInvalidArgument, "%s holds %s, not a VeraCrypt or TrueCrypt volume: drop --veracrypt/--truecrypt", dev.Path, s.id.Kind), "")
 	}
-	if s.id.Kind == luksheader.KindUnknown && s.stack == nil && s.opts.Crypt.Type == "" {
-		return vmSize{}, t.Done(control.Errorf(control.CodeUnsupportedFS, "%s holds neither a LUKS header nor an ext2/3/4 filesystem; nothing was changed (see `luksmount list` for the drives luksmount can open)", dev.Path), "")
+	if s.id.Kind == luksheader.KindUnknown && s.stack == nil && s.opts.Crypt.Type == "" && fssniff.Type(dev.ReaderAt()) == "" {
+		return vmSize{}, t.Done(control.Errorf(control.CodeUnsupportedFS, "%s holds neither a LUKS header nor a filesystem luksmount mounts (ext2/3/4, btrfs, xfs, exFAT, FAT, NTFS); nothing was changed (see `luksmount list` for the drives luksmount can open)", dev.Path), "")
 	}
 	encrypted := s.encrypted()
 	kdfMiB, lanes := s.kdfNeeds()

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/luksmount/luksmount/guest/fsops"
 	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/host/selftest"
 	"github.com/luksmount/luksmount/pkg/control"
@@ -92,6 +94,13 @@ func nfsClient(v *vmtest.VM, export string) libnfs.Client {
 // open unlocks (if LUKS) and mounts case i, then serves it.
 func (v *fsVM) open(t *testing.T, ctx context.Context, i int, c fsCase, opts ...string) (*control.MountReply, libnfs.Client) {
 	t.Helper()
+	return v.openChecked(t, ctx, i, c, false, opts...)
+}
+
+// openChecked is open, and with check, a read-only `check` of the unlocked, unmounted
+// filesystem first, which must find it clean.
+func (v *fsVM) openChecked(t *testing.T, ctx context.Context, i int, c fsCase, check bool, opts ...string) (*control.MountReply, libnfs.Client) {
+	t.Helper()
 	cl := v.Control()
 	target := dev(i)
 	if c.luks {
@@ -99,6 +108,13 @@ func (v *fsVM) open(t *testing.T, ctx context.Context, i int, c fsCase, opts ...
 			t.Fatalf("%s: unlock: %v", c.name, err)
 		}
 		target = ""
+	}
+	if check {
+		r, err := cl.Check(ctx, control.CheckRequest{Device: target})
+		if err != nil || !r.Clean || r.FSType != c.wantType {
+			t.Fatalf("%s: check = %+v, %v; want a clean %s", c.name, r, err, c.wantType)
+		}
+		t.Logf("%s: check clean: %s", c.name, r.Tool)
 	}
 	m, err := cl.Mount(ctx, control.MountRequest{Device: target, Options: opts})
 	if err != nil {
@@ -152,6 +168,12 @@ func TestFilesystemsWriteStopReadBack(t *testing.T) {
 	disks = append(disks, vmtest.NewDisk(t, 64<<20))
 	iso := len(disks) // a filesystem type the guest cannot mount (ISO 9660)
 	disks = append(disks, isoDisk(t))
+	dirty := len(disks) // an NTFS volume Windows marked for chkdsk (dirty flag set between boots)
+	disks = append(disks, vmtest.NewDisk(t, 64<<20))
+	fatBad, exfatBad := len(disks), len(disks)+1 // damaged between boots, for check
+	disks = append(disks, vmtest.NewDisk(t, 64<<20), vmtest.NewDisk(t, 64<<20))
+	damaged := []fsCase{{name: "fat16-damaged", fs: "vfat", label: "BAD", wantType: "vfat"},
+		{name: "exfat-damaged", fs: "exfat", label: "BADX", wantType: "exfat"}}
 
 	start := time.Now()
 	v := bootFS(t, disks)
@@ -206,9 +228,31 @@ func TestFilesystemsWriteStopReadBack(t *testing.T) {
 	}
 	w.Close()
 	v.close(t, ctx, ntfs.name)
+	dirtyCase := fsCase{name: "ntfs-dirty", fs: "ntfs", label: "DIRTY", wantType: "ntfs"}
+	if _, err := cl.Format(ctx, control.FormatRequest{Device: dev(dirty), Type: "none", FS: "ntfs", Label: "DIRTY"}, nil); err != nil {
+		t.Fatalf("format ntfs: %v", err)
+	}
+	_, nfs := v.open(t, ctx, dirty, dirtyCase)
+	if err := nfs.Put(ctx, "before.txt", []byte("written before Windows marked it\n")); err != nil {
+		t.Fatal(err)
+	}
+	v.close(t, ctx, dirtyCase.name)
+	for j, c := range damaged {
+		if _, err := cl.Format(ctx, control.FormatRequest{Device: dev(fatBad + j), Type: "none", FS: c.fs, Label: c.label}, nil); err != nil {
+			t.Fatalf("format %s: %v", c.name, err)
+		}
+		_, nfs := v.open(t, ctx, fatBad+j, c)
+		if err := nfs.Put(ctx, "keep.txt", []byte("kept through the repair\n")); err != nil {
+			t.Fatal(err)
+		}
+		v.close(t, ctx, c.name)
+	}
 	v.ShutdownClean(t)
+	damageFAT16(t, disks[fatBad])
+	damageExFAT(t, disks[exfatBad])
 	t.Logf("first boot (format and write all): %.1fs", time.Since(start).Seconds())
-	hibSHA, isoSHA := fileSHA(t, disks[hib]), fileSHA(t, disks[iso])
+	setNTFSDirty(t, disks[dirty])
+	hibSHA, isoSHA, dirtySHA := fileSHA(t, disks[hib]), fileSHA(t, disks[iso]), fileSHA(t, disks[dirty])
 
 	start = time.Now()
 	v = bootFS(t, disks)
@@ -217,7 +261,7 @@ func TestFilesystemsWriteStopReadBack(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t0 := time.Now()
 			files := fsFiles(c.size)
-			_, nfs := v.open(t, ctx, i, c, "noatime")
+			_, nfs := v.openChecked(t, ctx, i, c, true, "noatime")
 			for name, want := range files {
 				got, err := nfs.Cat(ctx, name)
 				if err != nil {
@@ -248,12 +292,69 @@ func TestFilesystemsWriteStopReadBack(t *testing.T) {
 			t.Logf("mount + read back + stop: %.1fs", time.Since(t0).Seconds())
 		})
 	}
-	// The hibernated volume is mounted once more to show it is left as it was. ntfs-3g
-	// 2022.10.3 did not refuse this fabricated hiberfil.sys ("hibr" header) in the VM, so its
-	// read-only fallback is checked by the agent's unit test only (see the issue note).
-	// Mounted read-only here, it must stay byte-identical.
-	v.open(t, ctx, hib, ntfs, "ro")
-	v.close(t, ctx, ntfs.name)
+	// Asked for read-write, the hibernated volume (ntfs-3g falls back to read-only by itself:
+	// the agent must notice) and the dirty one (ntfs-3g ignores the flag: the agent reads it)
+	// are mounted read-only, say why and what to do in Windows, refuse writes with ROFS and stay
+	// byte-identical.
+	for _, c := range []struct {
+		i       int
+		c       fsCase
+		file    string
+		because string
+	}{{hib, ntfs, "hiberfil.sys", "hibernated"}, {dirty, dirtyCase, "before.txt", "chkdsk"}} {
+		t.Run(c.c.name, func(t *testing.T) {
+			m, nfs := v.open(t, ctx, c.i, c.c)
+			defer v.close(t, ctx, c.c.name)
+			if !m.ReadOnly || !strings.Contains(m.Notice, c.because) || !strings.Contains(m.Notice, "Shift+Shut down") || strings.Contains(m.Notice, "\n") {
+				t.Fatalf("mount reply %+v; want read-only with a one-line notice saying %q and what to do in Windows", m, c.because)
+			}
+			t.Logf("notice: %s", m.Notice)
+			if _, err := nfs.Cat(ctx, c.file); err != nil {
+				t.Fatalf("read %s: %v", c.file, err)
+			}
+			w, err := selftest.DialNFS(v.NFSAddr(), "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if err := w.WriteFile("new.txt", []byte("x")); err == nil || !strings.Contains(err.Error(), "ROFS") {
+				t.Fatalf("write to the read-only NTFS volume: %v; want NFS3ERR_ROFS", err)
+			}
+		})
+	}
+	// check finds the damage without writing, --repair repairs it, and the files are there.
+	// NTFS: ntfsfix -n checks (the read-back above), but no repair is ever run.
+	for j, c := range damaged {
+		t.Run(c.name, func(t *testing.T) {
+			d := disks[fatBad+j]
+			before := fileSHA(t, d)
+			r, err := cl.Check(ctx, control.CheckRequest{Device: dev(fatBad + j)})
+			if err != nil || r.Clean || r.FSType != c.wantType {
+				t.Fatalf("check of the damaged %s = %+v, %v; want problems found", c.fs, r, err)
+			}
+			t.Logf("%s found (exit %d): %s", r.Tool, r.ExitCode, r.Output)
+			if fileSHA(t, d) != before {
+				t.Fatal("a read-only check changed the drive")
+			}
+			if r, err = cl.Check(ctx, control.CheckRequest{Device: dev(fatBad + j), Repair: true}); err != nil || !r.Repaired {
+				t.Fatalf("repair = %+v, %v; want repaired", r, err)
+			}
+			if r, err = cl.Check(ctx, control.CheckRequest{Device: dev(fatBad + j)}); err != nil || !r.Clean {
+				t.Fatalf("check after the repair = %+v, %v; want clean", r, err)
+			}
+			_, nfs := v.open(t, ctx, fatBad+j, c)
+			if got, err := nfs.Cat(ctx, "keep.txt"); err != nil || string(got) != "kept through the repair\n" {
+				t.Fatalf("keep.txt after the repair: %q, %v", got, err)
+			}
+			v.close(t, ctx, c.name)
+		})
+	}
+	t.Run("ntfs-repair-refused", func(t *testing.T) {
+		_, err := cl.Check(ctx, control.CheckRequest{Device: dev(hib), Repair: true})
+		if err == nil || !strings.Contains(err.Error(), "chkdsk") {
+			t.Fatalf("check --repair on NTFS = %v; want a refusal that says to use chkdsk", err)
+		}
+	})
 	t.Run("unsupported-type", func(t *testing.T) {
 		_, err := cl.Mount(ctx, control.MountRequest{Device: dev(iso)})
 		var ce *control.Error
@@ -269,6 +370,9 @@ func TestFilesystemsWriteStopReadBack(t *testing.T) {
 	t.Logf("second boot (read back all): %.1fs", time.Since(start).Seconds())
 	if got := fileSHA(t, disks[hib]); got != hibSHA {
 		t.Error("the NTFS volume changed under a read-only mount")
+	}
+	if got := fileSHA(t, disks[dirty]); got != dirtySHA {
+		t.Error("the dirty NTFS volume changed under its read-only mount")
 	}
 	if got := fileSHA(t, disks[iso]); got != isoSHA {
 		t.Error("the ISO 9660 disk changed after a refused mount")
@@ -324,4 +428,71 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(k)
 	return k
+}
+
+// setNTFSDirty sets VOLUME_IS_DIRTY in $Volume (in $MFT and in $MFTMirr, which ntfs-3g compares),
+// as Windows does when chkdsk must run: no Linux tool sets it (ntfsfix only clears it).
+func setNTFSDirty(t *testing.T, disk string) {
+	t.Helper()
+	f, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	v, err := fsops.ReadNTFSVolumeInfo(f)
+	if err != nil || v.FlagsAt[0] == 0 || v.FlagsAt[1] == 0 || v.Flags&fsops.NTFSVolumeDirty != 0 {
+		t.Fatalf("$Volume of a fresh NTFS: %+v, %v; want clean flags outside the update sequence", v, err)
+	}
+	var b [2]byte
+	binary.LittleEndian.PutUint16(b[:], v.Flags|fsops.NTFSVolumeDirty)
+	for _, at := range v.FlagsAt {
+		if _, err := f.WriteAt(b[:], at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, err = fsops.ReadNTFSVolumeInfo(f); err != nil || v.Flags&fsops.NTFSVolumeDirty == 0 {
+		t.Fatalf("dirty flag not set: %+v, %v", v, err)
+	}
+}
+
+// bootSector opens disk for writing and returns it with its first sector.
+func bootSector(t *testing.T, disk string) (*os.File, []byte) {
+	t.Helper()
+	f, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	bs := make([]byte, 512)
+	if _, err := f.ReadAt(bs, 0); err != nil {
+		t.Fatal(err)
+	}
+	return f, bs
+}
+
+// damageFAT16 makes FAT1 differ from FAT2 with a cluster pointing past the end, which
+// fsck.fat -n reports (exit 1) and -a repairs.
+func damageFAT16(t *testing.T, disk string) {
+	t.Helper()
+	f, bs := bootSector(t, disk)
+	if string(bs[0x36:0x3e]) != "FAT16   " {
+		t.Fatalf("the 64 MiB FAT disk is %q; want FAT16", bs[0x36:0x3e])
+	}
+	fat1 := int64(binary.LittleEndian.Uint16(bs[14:])) * int64(binary.LittleEndian.Uint16(bs[11:]))
+	if _, err := f.WriteAt([]byte{0xf0, 0xff}, fat1+2*100); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// damageExFAT overwrites the boot region's checksum sector (sector 11), which fsck.exfat -n
+// reports (exit 4) and -y restores from the backup region.
+func damageExFAT(t *testing.T, disk string) {
+	t.Helper()
+	f, bs := bootSector(t, disk)
+	if string(bs[3:11]) != "EXFAT   " {
+		t.Fatalf("no exFAT boot sector: %q", bs[3:11])
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0x12, 0x34, 0x56, 0x78}, 128), 11*512); err != nil {
+		t.Fatal(err)
+	}
 }
