@@ -324,4 +324,5 @@ func TestPowerOffUnderTraffic(t *testing.T) {
 		t.Logf("round %d: traffic up %s after start, powered off %s later", i, res.toDone.Round(time.Millisecond), res.toPower.Round(time.Millisecond))
 	}
 	t.Logf("power-off hangs under traffic: %d/%d (mode %s, cpus %d, mtu %d, cmdline %q) in %s", hung, rounds, mode, cpus, mtu, cmdline, time.Since(start).Round(time.Second))
+	t.Logf("SOAK|power-off under virtio-net traffic|%d rounds|%d hung|%s", rounds, hung, time.Since(start).Round(time.Second))
 }
