@@ -1,10 +1,11 @@
 //go:build linux
 
 // Command poweroffinit is PID 1 of the power-off loop test's VM (test/vmboot TestPowerOffUnderTraffic):
-// on the agent image's kernel and modules it brings up eth0 on QEMU's user network, keeps TCP
-// traffic flowing both ways with the test (10.0.2.2:lmtest.port), and powers off while it flows.
-// lmtest.poweroff=agent powers off as the agent does (initsys.PowerOff); =raw calls reboot(2)
-// with the interface still up, as the agent did before QuiesceNetwork.
+// on the agent image's kernel and modules it brings up eth0 on QEMU's user network, keeps light
+// traffic going with the test (a TCP ping-pong with 10.0.2.2:lmtest.port, small UDP datagrams to
+// lmtest.udpport), and powers off while it flows. lmtest.poweroff=agent powers off as the agent
+// does (initsys.PowerOff); =raw calls reboot(2) with the interface still up, as the agent did
+// before initsys.QuiesceNetwork.
 package main
 
 import (
@@ -41,25 +42,42 @@ func main() {
 		say("error %v", err)
 		return
 	}
-	addr := net.JoinHostPort(netconf.UserNet().Gateway.String(), args["lmtest.port"])
-	conns := 0
-	for i := 0; i < 4; i++ {
-		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	// Light traffic is what hangs: a transmit (or a TX clean-up pass) after the break, with the
+	// device having completed buffers the driver has not reclaimed yet. Streams at full speed
+	// keep the TX queue stopped (ring full), which hides it. So: a TCP echo ping-pong, and small
+	// UDP datagrams at a steady rate.
+	gw := netconf.UserNet().Gateway.String()
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(gw, args["lmtest.port"]), 10*time.Second)
+	if err != nil {
+		say("error %v", err)
+		return
+	}
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+		}
+	}()
+	for i := 0; i < 2; i++ {
+		u, err := net.Dial("udp", net.JoinHostPort(gw, args["lmtest.udpport"]))
 		if err != nil {
 			say("error %v", err)
 			return
 		}
-		conns++
-		go io.Copy(io.Discard, c)
 		go func() {
-			buf := make([]byte, 64<<10)
+			buf := make([]byte, 200)
 			for {
-				if _, err := c.Write(buf); err != nil {
-					return
-				}
+				u.Write(buf)
+				time.Sleep(200 * time.Microsecond)
 			}
 		}()
 	}
+	conns := 3
 	time.Sleep(500 * time.Millisecond) // both directions at full speed
 	say("traffic %d connections", conns)
 	if args["lmtest.poweroff"] == "raw" {
