@@ -184,9 +184,9 @@ bench() {
 # serve/write/stop rounds (test/cli TestStopSaysStopped), the kernel-client workload at 10k files; one table at the end (build/soak.log
 # has everything). SOAK_SCALE=small runs each briefly.
 soak() {
-	local rounds=100 fsx=3600 writers=600 stops=50 files=10000
+	local rounds=100 fsx=3600 writers=600 stops=50 files=10000 poweroffs=100
 	if [ "${SOAK_SCALE:-}" = small ]; then
-		rounds=2 fsx=30 writers=30 stops=4 files=500
+		rounds=2 fsx=30 writers=30 stops=4 files=500 poweroffs=8
 	fi
 	timed "client image" client_images amd64
 	mkdir -p build
@@ -198,6 +198,9 @@ soak() {
 	step "soak: $stops serve/write/stop rounds (issue 11.1's stress run)"
 	LUKSMOUNT_STOP_ROUNDS=$stops $GO test -count=1 -p 1 -tags vmtest -timeout 2h -v \
 		-run '^TestStopSaysStopped$' ./test/cli/ >>build/soak.log 2>&1 || rc=$?
+	step "soak: $poweroffs power-offs under virtio-net traffic (issue 11's power-off hang)"
+	LUKSMOUNT_POWEROFF_ROUNDS=$poweroffs $GO test -count=1 -p 1 -tags vmtest -timeout 2h -v \
+		-run '^TestPowerOffUnderTraffic$' ./test/vmboot/ >>build/soak.log 2>&1 || rc=$?
 	{
 		printf '| soak | size | result | time |\n|---|---|---|---|\n'
 		grep -o 'SOAK|.*' build/soak.log | awk -F'|' '{ printf "| %s | %s | %s | %s |\n", $2, $3, $4, $5 }'

@@ -195,9 +195,11 @@ func Kernel() string {
 // Sync flushes every filesystem.
 func Sync() { unix.Sync() }
 
-// PowerOff syncs and stops the VM; it returns only on failure.
+// PowerOff syncs, takes the network down (QuiesceNetwork: the kernel can hang in device_shutdown
+// otherwise) and stops the VM; it returns only on failure.
 func PowerOff() error {
 	unix.Sync()
+	_ = QuiesceNetwork() // best effort: powering off goes on whatever it says
 	_, err := os.Stat("/sys/firmware/acpi/tables")
 	cmd := unix.LINUX_REBOOT_CMD_POWER_OFF
 	if PowerOffMode(runtime.GOARCH, err == nil) == "restart" {
