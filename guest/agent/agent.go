@@ -308,7 +308,7 @@ func (a *Agent) unlock(ctx context.Context, r *control.Request) (any, error) {
 	}
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
-	if st := a.State(); st != control.StateReady {
+	if st := a.State(); st != control.StateReady && !(req.Continue && st == control.StateUnlocked && len(a.stk.locked) > 0) {
 		return nil, a.badState("cannot unlock: a device is already unlocked or mounted")
 	}
 	a.stk.wantVolume(req.Stack)

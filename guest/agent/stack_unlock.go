@@ -25,8 +25,10 @@ func (a *Agent) unlockStack(ctx context.Context, req control.UnlockRequest, secr
 	if !a.stackNeeded(devs, a.stk.want) && countLUKS(devs) < 2 {
 		return nil, false, nil
 	}
-	if devs, err = a.assemble(ctx, a.stk.degraded); err != nil {
-		return nil, true, err
+	if !req.Continue { // a Continue's first call assembled what is below the LUKS members
+		if devs, err = a.assemble(ctx, a.stk.degraded); err != nil {
+			return nil, true, err
+		}
 	}
 	var luks []blockDev
 	for _, b := range devs {
@@ -59,7 +61,7 @@ func (a *Agent) unlockStack(ctx context.Context, req control.UnlockRequest, secr
 			continue
 		}
 		name := cryptsetup.MapperName
-		if len(opened) > 0 {
+		if len(a.stk.mappers) > 0 {
 			name = fmt.Sprintf("%s-%d", cryptsetup.MapperName, len(a.stk.mappers)+1)
 		}
 		o := cryptsetup.OpenOptions{ReadOnly: req.ReadOnly, AllowDiscards: req.AllowDiscards}
@@ -72,7 +74,7 @@ func (a *Agent) unlockStack(ctx context.Context, req control.UnlockRequest, secr
 		a.stk.mappers[b.dev] = mapper
 		a.stk.push("close the LUKS mapping "+name, func(ctx context.Context) error { return a.crypt.CloseNamed(ctx, name) })
 		opened = append(opened, displayName(b))
-		if len(opened) == 1 {
+		if len(a.stk.mappers) == 1 {
 			a.mu.Lock()
 			a.state, a.device, a.mapper, a.readOnly = control.StateUnlocked, b.dev, mapper, req.ReadOnly
 			a.mu.Unlock()
@@ -84,7 +86,11 @@ func (a *Agent) unlockStack(ctx context.Context, req control.UnlockRequest, secr
 	}
 	if len(opened) < len(luks) {
 		a.tl.Logf("warn", "%d LUKS volume(s) did not open with this passphrase and stay locked", len(luks)-len(opened))
+		if rep, ok := a.stillLocked(req, luks, firstErr, start, opened); ok {
+			return rep, true, nil
+		}
 	}
+	a.stk.locked = nil
 	a.tl.Step("unlock", start, "%d of %d LUKS volume(s) opened with one passphrase: %v%s%s", len(opened), len(luks), opened, roNote(req.ReadOnly), discardNote(req.AllowDiscards))
 	if _, err := a.assemble(ctx, a.stk.degraded); err != nil {
 		return nil, true, err

@@ -118,3 +118,32 @@ func TestMissingMemberIsRefusedBeforeActivation(t *testing.T) {
 		t.Fatalf("error %v, active %v", err, f.active)
 	}
 }
+
+func TestMembersWithDifferentPassphrases(t *testing.T) {
+	a, _ := newTestAgent(t)
+	f := &lvmOnTwoLUKS{pass: map[string]string{"/dev/vda": "right", "/dev/vdb": "other"}, open: map[string]bool{}}
+	a.deps.Run, a.crypt.Run = f, f
+	a.deps.Disks = func() ([]control.Disk, error) {
+		return []control.Disk{{Device: "/dev/vda", Size: 1 << 30}, {Device: "/dev/vdb", Size: 1 << 30}}, nil
+	}
+	c := client(t, a)
+	ctx := context.Background()
+	r, err := c.Unlock(ctx, control.UnlockRequest{Partial: true}, []byte("right"))
+	if err != nil || len(r.Locked) != 1 || r.Locked[0] != "/dev/vdb" || f.active {
+		t.Fatalf("partial unlock = %+v, %v (vg active %v); want /dev/vdb still locked, nothing assembled", r, err, f.active)
+	}
+	_, err = c.Unlock(ctx, control.UnlockRequest{Partial: true, Continue: true}, []byte("wrong"))
+	wantCode(t, err, control.CodeWrongPassphrase, "a wrong passphrase for the second member")
+	if r, err = c.Unlock(ctx, control.UnlockRequest{Partial: true, Continue: true}, []byte("other")); err != nil || len(r.Locked) != 0 {
+		t.Fatalf("second member: %+v, %v", r, err)
+	}
+	if !f.open["luksmount"] || !f.open["luksmount-2"] || !f.active {
+		t.Fatalf("open %v, vg active %v", f.open, f.active)
+	}
+	if _, err := c.Unlock(ctx, control.UnlockRequest{Continue: true}, []byte("other")); err == nil {
+		t.Fatal("a Continue with nothing left locked was accepted")
+	}
+	if m, err := c.Mount(ctx, control.MountRequest{}); err != nil || m.Label != "data" {
+		t.Fatalf("Mount = %+v, %v", m, err)
+	}
+}

@@ -28,6 +28,7 @@ type stackState struct {
 	mdName   map[string]string // /dev/mdN -> md/<name>
 	readOnly map[string]string // device -> why it may only be mounted read-only
 	mappers  map[string]string // LUKS container -> its open mapping
+	locked   []string          // LUKS members a Partial unlock left for another passphrase
 	lvs      []lvInfo
 	want     string // the volume named at unlock
 	degraded bool   // AllowDegraded given at unlock

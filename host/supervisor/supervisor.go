@@ -255,7 +255,8 @@ func (s *sup) unlock(ctx context.Context, first, keyFile []byte, mem int, kdfMiB
 			t.Done(err, "attempt %d", attempt)
 			return err
 		}
-		r, err := s.vm.Control().Unlock(uctx, control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile, AllowDiscards: s.opts.Discard, Stack: s.stackRequest(), Crypt: crypt}, sent)
+		req := control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile, AllowDiscards: s.opts.Discard, Stack: s.stackRequest(), Crypt: crypt, Partial: s.stack != nil}
+		r, err := s.vm.Control().Unlock(uctx, req, sent)
 		cancel()
 		if !isKeyFile {
 			passphrase.Wipe(secret) // the first one too: run's deferred wipe is a second line of defence
@@ -263,6 +264,11 @@ func (s *sup) unlock(ctx context.Context, first, keyFile []byte, mem int, kdfMiB
 		}
 		if err == nil {
 			t.Done(nil, "attempt %d: %s", attempt, r.Mapper)
+			if len(r.Locked) > 0 { // members with passphrases of their own (stack_unlock_more.go)
+				if err := s.unlockLocked(ctx, req, r.Locked); err != nil {
+					return err
+				}
+			}
 			s.progress("unlocked in %s", timelog.FormatDuration(t.Elapsed()))
 			return nil
 		}
