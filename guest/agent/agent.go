@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -416,7 +417,7 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 	a.mu.Unlock()
 	a.tl.Step("mount", start, "%s (%s%s) on %s%s%s", dev, in.Type, labelNote(in.Label), fsops.Mountpoint, roNote(opts.ReadOnly), fsNote(in.Type))
 	return control.MountReply{Mountpoint: fsops.Mountpoint, FSType: in.Type, Label: in.Label, UUID: in.UUID,
-		ReadOnly: opts.ReadOnly, RootUID: uid, RootGID: gid, Notice: src.roWhy}, nil
+		ReadOnly: opts.ReadOnly, RootUID: uid, RootGID: gid, Notice: cmp.Or(src.roWhy, a.stk.notice[dev])}, nil
 }
 
 func labelNote(l string) string {
