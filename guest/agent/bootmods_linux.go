@@ -73,7 +73,7 @@ func loadBootModules(tl *timeline.Recorder) []initsys.Module {
 		return nil
 	}
 	first, rest := initsys.SplitModules(mods, earlyModule(hasVsockDevice()))
-	reportModules(tl, "early", initsys.LoadModulesParallel(first))
+	reportModules(tl, "early", initsys.LoadModulesParallel(transportsLast(first)))
 	return rest
 }
 

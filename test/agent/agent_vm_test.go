@@ -307,8 +307,9 @@ func TestUnlockLUKSVariantsAndKeyFiles(t *testing.T) {
 		{name: "serpent-essiv-wp", format: guest("luks1", "serpent-cbc-essiv:sha256", 256, "whirlpool"), secret: []byte("serpent cbc")},
 	}
 	var disks []string
-	for _, vr := range variants {
-		disk := newDisk(t, 32<<20)
+	size := func(i int) int64 { return int64(32+i) << 20 } // distinct sizes name each disk
+	for i, vr := range variants {
+		disk := newDisk(t, size(i))
 		disks = append(disks, disk)
 		if vr.args == nil {
 			continue
@@ -333,6 +334,22 @@ func TestUnlockLUKSVariantsAndKeyFiles(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dev := func(i int) string { return "/dev/vd" + string(rune('a'+i)) }
+	// The guest names the disks in the host's order (vda = first -drive): a member, a
+	// detached header or `--volume d2p1` is only right if it does. Parallel module loading
+	// once shuffled them (vdb was another disk in 2 of 5 boots).
+	pr, err := c.Probe(ctx)
+	if err != nil {
+		t.Fatalf("Probe: %v", err)
+	}
+	sizes := map[string]int64{}
+	for _, d := range pr.Disks {
+		sizes[d.Device] = d.Size
+	}
+	for i := range variants {
+		if sizes[dev(i)] != size(i) {
+			t.Fatalf("%s is %d bytes; want %d (the host's disk %d): the guest named its disks out of order (%v)", dev(i), sizes[dev(i)], size(i), i, sizes)
+		}
+	}
 	for i, vr := range variants {
 		start := time.Now()
 		if vr.args == nil {
@@ -363,7 +380,7 @@ func TestUnlockLUKSVariantsAndKeyFiles(t *testing.T) {
 		}
 		t.Logf("%-22s %s in %.2fs", vr.name, what, time.Since(start).Seconds())
 	}
-	_, err := c.Unlock(ctx, control.UnlockRequest{Device: dev(len(variants))}, []byte("ctr"))
+	_, err = c.Unlock(ctx, control.UnlockRequest{Device: dev(len(variants))}, []byte("ctr"))
 	var ce *control.Error
 	if !errors.As(err, &ce) || ce.Code != control.CodeUnsupportedCrypto || !strings.Contains(ce.Message, "aes-ctr-plain64") ||
 		!strings.Contains(ce.Message, "cannot open yet; nothing was changed") || strings.Contains(ce.Message, "damaged") {
