@@ -65,13 +65,7 @@ func (f *lvmOnTwoLUKS) Run(ctx context.Context, c command.Cmd) (command.Result, 
 }
 
 func TestOnePassphraseOpensEveryLUKSMember(t *testing.T) {
-	a, _ := newTestAgent(t)
-	f := &lvmOnTwoLUKS{pass: map[string]string{"/dev/vda": "right", "/dev/vdb": "right"}, open: map[string]bool{}}
-	a.deps.Run, a.crypt.Run = f, f
-	a.deps.Disks = func() ([]control.Disk, error) {
-		return []control.Disk{{Device: "/dev/vda", Size: 1 << 30}, {Device: "/dev/vdb", Size: 1 << 30}}, nil
-	}
-	c := client(t, a)
+	a, f, c := twoLUKSMembers(t, "right", "right")
 	ctx := context.Background()
 	_, err := c.Unlock(ctx, control.UnlockRequest{}, []byte("wrong"))
 	wantCode(t, err, control.CodeWrongPassphrase, "a passphrase neither member takes")
@@ -105,13 +99,7 @@ func TestOnePassphraseOpensEveryLUKSMember(t *testing.T) {
 }
 
 func TestMissingMemberIsRefusedBeforeActivation(t *testing.T) {
-	a, _ := newTestAgent(t)
-	f := &lvmOnTwoLUKS{pass: map[string]string{"/dev/vda": "right", "/dev/vdb": "other"}, open: map[string]bool{}}
-	a.deps.Run, a.crypt.Run = f, f
-	a.deps.Disks = func() ([]control.Disk, error) {
-		return []control.Disk{{Device: "/dev/vda", Size: 1 << 30}, {Device: "/dev/vdb", Size: 1 << 30}}, nil
-	}
-	c := client(t, a)
+	_, f, c := twoLUKSMembers(t, "right", "other")
 	_, err := c.Unlock(context.Background(), control.UnlockRequest{}, []byte("right"))
 	wantCode(t, err, control.CodeNotFound, "vg0 with one PV still locked")
 	if !strings.Contains(err.Error(), "missing 1 of its 2") || f.active {
@@ -120,13 +108,7 @@ func TestMissingMemberIsRefusedBeforeActivation(t *testing.T) {
 }
 
 func TestMembersWithDifferentPassphrases(t *testing.T) {
-	a, _ := newTestAgent(t)
-	f := &lvmOnTwoLUKS{pass: map[string]string{"/dev/vda": "right", "/dev/vdb": "other"}, open: map[string]bool{}}
-	a.deps.Run, a.crypt.Run = f, f
-	a.deps.Disks = func() ([]control.Disk, error) {
-		return []control.Disk{{Device: "/dev/vda", Size: 1 << 30}, {Device: "/dev/vdb", Size: 1 << 30}}, nil
-	}
-	c := client(t, a)
+	_, f, c := twoLUKSMembers(t, "right", "other")
 	ctx := context.Background()
 	r, err := c.Unlock(ctx, control.UnlockRequest{Partial: true}, []byte("right"))
 	if err != nil || len(r.Locked) != 1 || r.Locked[0] != "/dev/vdb" || f.active {
@@ -146,4 +128,15 @@ func TestMembersWithDifferentPassphrases(t *testing.T) {
 	if m, err := c.Mount(ctx, control.MountRequest{}); err != nil || m.Label != "data" {
 		t.Fatalf("Mount = %+v, %v", m, err)
 	}
+}
+
+// twoLUKSMembers is an agent whose disks are two LUKS members (with these passphrases) of vg0.
+func twoLUKSMembers(t *testing.T, passA, passB string) (*Agent, *lvmOnTwoLUKS, *control.Client) {
+	a, _ := newTestAgent(t)
+	f := &lvmOnTwoLUKS{pass: map[string]string{"/dev/vda": passA, "/dev/vdb": passB}, open: map[string]bool{}}
+	a.deps.Run, a.crypt.Run = f, f
+	a.deps.Disks = func() ([]control.Disk, error) {
+		return []control.Disk{{Device: "/dev/vda", Size: 1 << 30}, {Device: "/dev/vdb", Size: 1 << 30}}, nil
+	}
+	return a, f, client(t, a)
 }
