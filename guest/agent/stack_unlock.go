@@ -51,6 +51,9 @@ func (a *Agent) unlockStack(ctx context.Context, req control.UnlockRequest, secr
 	if len(luks) == 0 {
 		return nil, true, control.Errorf(control.CodeNotEncrypted, "no volume on this drive is LUKS-encrypted; mount it without unlocking")
 	}
+	if req.Continue && len(secret) == 0 {
+		return a.skipLocked(ctx)
+	}
 	start := a.tl.Now()
 	p := a.startProgress("unlock", fmt.Sprintf("deriving the key for %d LUKS volume(s) (takes a few seconds each)", len(luks)))
 	var firstErr error

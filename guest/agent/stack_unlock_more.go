@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 
 	"github.com/luksmount/luksmount/guest/cryptsetup"
@@ -24,4 +25,16 @@ func (a *Agent) stillLocked(req control.UnlockRequest, luks []blockDev, firstErr
 	a.stk.locked = locked
 	a.tl.Step("unlock", start, "%d LUKS volume(s) opened with this passphrase: %v; %v need another", len(opened), opened, locked)
 	return control.UnlockReply{Mapper: cryptsetup.MapperPath, Locked: locked}, true
+}
+
+// skipLocked is a Continue without a secret: the user has no passphrase for the members still
+// locked (another LUKS partition they do not need). What is open is assembled as it is; a group
+// or array that needed those members then says what is missing.
+func (a *Agent) skipLocked(ctx context.Context) (any, bool, error) {
+	a.tl.Logf("info", "%d LUKS volume(s) left locked: no passphrase given for %v", len(a.stk.locked), a.stk.locked)
+	a.stk.locked = nil
+	if _, err := a.assemble(ctx, a.stk.degraded); err != nil {
+		return nil, true, err
+	}
+	return control.UnlockReply{Mapper: cryptsetup.MapperPath}, true, nil
 }

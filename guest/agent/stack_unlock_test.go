@@ -130,6 +130,21 @@ func TestMembersWithDifferentPassphrases(t *testing.T) {
 	}
 }
 
+// No passphrase for the member left locked: what is open is assembled, and the group says what
+// it misses.
+func TestSkippingALockedMember(t *testing.T) {
+	_, f, c := twoLUKSMembers(t, "right", "other")
+	ctx := context.Background()
+	if r, err := c.Unlock(ctx, control.UnlockRequest{Partial: true}, []byte("right")); err != nil || len(r.Locked) != 1 {
+		t.Fatalf("partial unlock = %+v, %v", r, err)
+	}
+	_, err := c.Unlock(ctx, control.UnlockRequest{Partial: true, Continue: true}, nil)
+	wantCode(t, err, control.CodeNotFound, "vg0 without its second PV")
+	if f.active {
+		t.Fatal("vg0 was activated without its second PV")
+	}
+}
+
 // twoLUKSMembers is an agent whose disks are two LUKS members (with these passphrases) of vg0.
 func twoLUKSMembers(t *testing.T, passA, passB string) (*Agent, *lvmOnTwoLUKS, *control.Client) {
 	a, _ := newTestAgent(t)

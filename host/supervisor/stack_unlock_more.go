@@ -12,7 +12,7 @@ import (
 
 // unlockLocked asks for the passphrase of each LUKS member the first one did not open (members of
 // one target may have been made with different passphrases), three tries each, naming the member;
-// the guest assembles the stack once none is left.
+// the guest assembles the stack once none is left. No passphrase (Return) leaves a member locked.
 func (s *sup) unlockLocked(ctx context.Context, req control.UnlockRequest, locked []string) error {
 	req.Continue, req.Partial = true, true
 	for len(locked) > 0 {
@@ -23,13 +23,15 @@ func (s *sup) unlockLocked(ctx context.Context, req control.UnlockRequest, locke
 				prompt = fmt.Sprintf("Passphrase for %s (attempt %d of %d): ", member, attempt, MaxAttempts)
 			}
 			secret, err := s.ui.Passphrase(ctx, prompt, attempt, MaxAttempts)
-			if err != nil {
-				if errors.Is(err, passphrase.ErrNoInput) && attempt > 1 {
-					return &PassphraseError{Target: member, Attempts: attempt - 1}
-				}
-				if errors.Is(err, passphrase.ErrNoInput) {
-					return fmt.Errorf("%w for %s (the first passphrase did not open it)", ErrNoPassphrase, member)
-				}
+			switch {
+			case errors.Is(err, passphrase.ErrNoInput) && attempt > 1:
+				return &PassphraseError{Target: member, Attempts: attempt - 1}
+			case errors.Is(err, passphrase.ErrNoInput) || (err == nil && len(secret) == 0):
+				// None for it (Return, or end of input): leave it locked and go on with what is
+				// open; a group or array that needs it then says what is missing.
+				s.progress("%s stays locked", member)
+				secret = nil
+			case err != nil:
 				return err
 			}
 			t := s.log.Start("unlock")
@@ -40,6 +42,9 @@ func (s *sup) unlockLocked(ctx context.Context, req control.UnlockRequest, locke
 			if err == nil {
 				t.Done(nil, "%s, attempt %d", member, attempt)
 				locked = r.Locked
+				if secret == nil {
+					locked = nil
+				}
 				break
 			}
 			t.Done(err, "%s, attempt %d", member, attempt)
