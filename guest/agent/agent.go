@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -308,7 +309,7 @@ func (a *Agent) unlock(ctx context.Context, r *control.Request) (any, error) {
 	}
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
-	if st := a.State(); st != control.StateReady {
+	if st := a.State(); st != control.StateReady && !(req.Continue && st == control.StateUnlocked && len(a.stk.locked) > 0) {
 		return nil, a.badState("cannot unlock: a device is already unlocked or mounted")
 	}
 	a.stk.wantVolume(req.Stack)
@@ -416,7 +417,7 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 	a.mu.Unlock()
 	a.tl.Step("mount", start, "%s (%s%s) on %s%s%s", dev, in.Type, labelNote(in.Label), fsops.Mountpoint, roNote(opts.ReadOnly), fsNote(in.Type))
 	return control.MountReply{Mountpoint: fsops.Mountpoint, FSType: in.Type, Label: in.Label, UUID: in.UUID,
-		ReadOnly: opts.ReadOnly, RootUID: uid, RootGID: gid, Notice: joinNotes(src.roWhy, opts.Notice)}, nil
+		ReadOnly: opts.ReadOnly, RootUID: uid, RootGID: gid, Notice: joinNotes(cmp.Or(src.roWhy, a.stk.notice[dev]), opts.Notice)}, nil
 }
 
 func labelNote(l string) string {

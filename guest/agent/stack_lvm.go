@@ -112,7 +112,7 @@ func (a *Agent) activateLVM(ctx context.Context) ([]lvInfo, error) {
 	var names []string
 	for _, vg := range vgs {
 		if vg.Missing > 0 {
-			return nil, control.Errorf(control.CodeNotFound, "LVM volume group %s is missing %d of its %d physical volumes: connect every drive it spans and name them all, for example `luksmount disk4+disk5` (nothing was changed)", vg.Name, vg.Missing, vg.PVs)
+			return nil, a.missingPVError(ctx, vg) // stack_lvm_missing.go
 		}
 		if a.stk.vgActive[vg.Name] {
 			continue

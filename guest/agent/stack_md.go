@@ -152,7 +152,8 @@ func (a *Agent) assembleMD(ctx context.Context, devs []string, allowDegraded boo
 			a.stk.readOnly[md] = fmt.Sprintf("RAID array %s is degraded (%d of %d members): assembled read-only so nothing more is lost; copy the data off, or mount with --allow-degraded to write", arr.shortName(), len(arr.Members), arr.Devices)
 			a.tl.Logf("warn", "%s", a.stk.readOnly[md])
 		} else if degraded {
-			a.tl.Logf("warn", "RAID array %s is degraded (%d of %d members): assembled read-write as asked (--allow-degraded)", arr.shortName(), len(arr.Members), arr.Devices)
+			a.stk.notice[md] = fmt.Sprintf("RAID array %s is degraded (%d of %d members): assembled read-write as asked (--allow-degraded); it stays degraded until a disk is added (mdadm --add on Linux)", arr.shortName(), len(arr.Members), arr.Devices)
+			a.tl.Logf("warn", "%s", a.stk.notice[md])
 		}
 		dev, uuid := md, arr.UUID
 		a.stk.mdName[md] = "md/" + arr.shortName()

@@ -88,3 +88,14 @@ func TestPickVolume(t *testing.T) {
 		t.Fatalf("locked pick: %v", err)
 	}
 }
+
+func TestMissingPVs(t *testing.T) {
+	rows, err := parseLVMReport(`{"report":[{"pv":[{"pv_name":"/dev/vda","pv_uuid":"aaaa-1","vg_name":"vg1","pv_missing":""},{"pv_name":"[unknown]","pv_uuid":"bbbb-2","vg_name":"vg1","pv_missing":"missing"},{"pv_name":"/dev/vdc","pv_uuid":"cccc-3","vg_name":"other","pv_missing":""}]}]}`, "pv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing, found := missingPVs(rows, "vg1")
+	if len(missing) != 1 || missing[0] != "bbbb-2" || len(found) != 1 || found[0] != "/dev/vda" {
+		t.Fatalf("missing %v, found %v", missing, found)
+	}
+}

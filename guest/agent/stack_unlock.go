@@ -25,8 +25,10 @@ func (a *Agent) unlockStack(ctx context.Context, req control.UnlockRequest, secr
 	if !a.stackNeeded(devs, a.stk.want) && countLUKS(devs) < 2 {
 		return nil, false, nil
 	}
-	if devs, err = a.assemble(ctx, a.stk.degraded); err != nil {
-		return nil, true, err
+	if !req.Continue { // a Continue's first call assembled what is below the LUKS members
+		if devs, err = a.assemble(ctx, a.stk.degraded); err != nil {
+			return nil, true, err
+		}
 	}
 	var luks []blockDev
 	for _, b := range devs {
@@ -49,6 +51,9 @@ func (a *Agent) unlockStack(ctx context.Context, req control.UnlockRequest, secr
 	if len(luks) == 0 {
 		return nil, true, control.Errorf(control.CodeNotEncrypted, "no volume on this drive is LUKS-encrypted; mount it without unlocking")
 	}
+	if req.Continue && len(secret) == 0 {
+		return a.skipLocked(ctx)
+	}
 	start := a.tl.Now()
 	p := a.startProgress("unlock", fmt.Sprintf("deriving the key for %d LUKS volume(s) (takes a few seconds each)", len(luks)))
 	var firstErr error
@@ -59,7 +64,7 @@ func (a *Agent) unlockStack(ctx context.Context, req control.UnlockRequest, secr
 			continue
 		}
 		name := cryptsetup.MapperName
-		if len(opened) > 0 {
+		if len(a.stk.mappers) > 0 {
 			name = fmt.Sprintf("%s-%d", cryptsetup.MapperName, len(a.stk.mappers)+1)
 		}
 		o := cryptsetup.OpenOptions{ReadOnly: req.ReadOnly, AllowDiscards: req.AllowDiscards}
@@ -72,7 +77,7 @@ func (a *Agent) unlockStack(ctx context.Context, req control.UnlockRequest, secr
 		a.stk.mappers[b.dev] = mapper
 		a.stk.push("close the LUKS mapping "+name, func(ctx context.Context) error { return a.crypt.CloseNamed(ctx, name) })
 		opened = append(opened, displayName(b))
-		if len(opened) == 1 {
+		if len(a.stk.mappers) == 1 {
 			a.mu.Lock()
 			a.state, a.device, a.mapper, a.readOnly = control.StateUnlocked, b.dev, mapper, req.ReadOnly
 			a.mu.Unlock()
@@ -84,7 +89,11 @@ func (a *Agent) unlockStack(ctx context.Context, req control.UnlockRequest, secr
 	}
 	if len(opened) < len(luks) {
 		a.tl.Logf("warn", "%d LUKS volume(s) did not open with this passphrase and stay locked", len(luks)-len(opened))
+		if rep, ok := a.stillLocked(req, luks, firstErr, start, opened); ok {
+			return rep, true, nil
+		}
 	}
+	a.stk.locked = nil
 	a.tl.Step("unlock", start, "%d of %d LUKS volume(s) opened with one passphrase: %v%s%s", len(opened), len(luks), opened, roNote(req.ReadOnly), discardNote(req.AllowDiscards))
 	if _, err := a.assemble(ctx, a.stk.degraded); err != nil {
 		return nil, true, err

@@ -65,13 +65,7 @@ func (f *lvmOnTwoLUKS) Run(ctx context.Context, c command.Cmd) (command.Result, 
 }
 
 func TestOnePassphraseOpensEveryLUKSMember(t *testing.T) {
-	a, _ := newTestAgent(t)
-	f := &lvmOnTwoLUKS{pass: map[string]string{"/dev/vda": "right", "/dev/vdb": "right"}, open: map[string]bool{}}
-	a.deps.Run, a.crypt.Run = f, f
-	a.deps.Disks = func() ([]control.Disk, error) {
-		return []control.Disk{{Device: "/dev/vda", Size: 1 << 30}, {Device: "/dev/vdb", Size: 1 << 30}}, nil
-	}
-	c := client(t, a)
+	a, f, c := twoLUKSMembers(t, "right", "right")
 	ctx := context.Background()
 	_, err := c.Unlock(ctx, control.UnlockRequest{}, []byte("wrong"))
 	wantCode(t, err, control.CodeWrongPassphrase, "a passphrase neither member takes")
@@ -105,16 +99,59 @@ func TestOnePassphraseOpensEveryLUKSMember(t *testing.T) {
 }
 
 func TestMissingMemberIsRefusedBeforeActivation(t *testing.T) {
-	a, _ := newTestAgent(t)
-	f := &lvmOnTwoLUKS{pass: map[string]string{"/dev/vda": "right", "/dev/vdb": "other"}, open: map[string]bool{}}
-	a.deps.Run, a.crypt.Run = f, f
-	a.deps.Disks = func() ([]control.Disk, error) {
-		return []control.Disk{{Device: "/dev/vda", Size: 1 << 30}, {Device: "/dev/vdb", Size: 1 << 30}}, nil
-	}
-	c := client(t, a)
+	_, f, c := twoLUKSMembers(t, "right", "other")
 	_, err := c.Unlock(context.Background(), control.UnlockRequest{}, []byte("right"))
 	wantCode(t, err, control.CodeNotFound, "vg0 with one PV still locked")
 	if !strings.Contains(err.Error(), "missing 1 of its 2") || f.active {
 		t.Fatalf("error %v, active %v", err, f.active)
 	}
+}
+
+func TestMembersWithDifferentPassphrases(t *testing.T) {
+	_, f, c := twoLUKSMembers(t, "right", "other")
+	ctx := context.Background()
+	r, err := c.Unlock(ctx, control.UnlockRequest{Partial: true}, []byte("right"))
+	if err != nil || len(r.Locked) != 1 || r.Locked[0] != "/dev/vdb" || f.active {
+		t.Fatalf("partial unlock = %+v, %v (vg active %v); want /dev/vdb still locked, nothing assembled", r, err, f.active)
+	}
+	_, err = c.Unlock(ctx, control.UnlockRequest{Partial: true, Continue: true}, []byte("wrong"))
+	wantCode(t, err, control.CodeWrongPassphrase, "a wrong passphrase for the second member")
+	if r, err = c.Unlock(ctx, control.UnlockRequest{Partial: true, Continue: true}, []byte("other")); err != nil || len(r.Locked) != 0 {
+		t.Fatalf("second member: %+v, %v", r, err)
+	}
+	if !f.open["luksmount"] || !f.open["luksmount-2"] || !f.active {
+		t.Fatalf("open %v, vg active %v", f.open, f.active)
+	}
+	if _, err := c.Unlock(ctx, control.UnlockRequest{Continue: true}, []byte("other")); err == nil {
+		t.Fatal("a Continue with nothing left locked was accepted")
+	}
+	if m, err := c.Mount(ctx, control.MountRequest{}); err != nil || m.Label != "data" {
+		t.Fatalf("Mount = %+v, %v", m, err)
+	}
+}
+
+// No passphrase for the member left locked: what is open is assembled, and the group says what
+// it misses.
+func TestSkippingALockedMember(t *testing.T) {
+	_, f, c := twoLUKSMembers(t, "right", "other")
+	ctx := context.Background()
+	if r, err := c.Unlock(ctx, control.UnlockRequest{Partial: true}, []byte("right")); err != nil || len(r.Locked) != 1 {
+		t.Fatalf("partial unlock = %+v, %v", r, err)
+	}
+	_, err := c.Unlock(ctx, control.UnlockRequest{Partial: true, Continue: true}, nil)
+	wantCode(t, err, control.CodeNotFound, "vg0 without its second PV")
+	if f.active {
+		t.Fatal("vg0 was activated without its second PV")
+	}
+}
+
+// twoLUKSMembers is an agent whose disks are two LUKS members (with these passphrases) of vg0.
+func twoLUKSMembers(t *testing.T, passA, passB string) (*Agent, *lvmOnTwoLUKS, *control.Client) {
+	a, _ := newTestAgent(t)
+	f := &lvmOnTwoLUKS{pass: map[string]string{"/dev/vda": passA, "/dev/vdb": passB}, open: map[string]bool{}}
+	a.deps.Run, a.crypt.Run = f, f
+	a.deps.Disks = func() ([]control.Disk, error) {
+		return []control.Disk{{Device: "/dev/vda", Size: 1 << 30}, {Device: "/dev/vdb", Size: 1 << 30}}, nil
+	}
+	return a, f, client(t, a)
 }

@@ -28,6 +28,8 @@ type stackState struct {
 	mdName   map[string]string // /dev/mdN -> md/<name>
 	readOnly map[string]string // device -> why it may only be mounted read-only
 	mappers  map[string]string // LUKS container -> its open mapping
+	locked   []string          // LUKS members a Partial unlock left for another passphrase
+	notice   map[string]string // device -> what the user should know when it is mounted
 	lvs      []lvInfo
 	want     string // the volume named at unlock
 	degraded bool   // AllowDegraded given at unlock
@@ -35,7 +37,7 @@ type stackState struct {
 
 func newStackState() stackState {
 	return stackState{vgActive: map[string]bool{}, mdActive: map[string]string{}, mdName: map[string]string{},
-		readOnly: map[string]string{}, mappers: map[string]string{}}
+		readOnly: map[string]string{}, mappers: map[string]string{}, notice: map[string]string{}}
 }
 
 func (s *stackState) push(what string, fn func(ctx context.Context) error) {

@@ -34,7 +34,14 @@ type Cmd struct {
 
 // String renders the command line for logs. Stdin is never shown.
 func (c Cmd) String() string {
-	return strings.TrimSpace(c.Name + " " + strings.Join(c.Args, " "))
+	args := make([]string, len(c.Args))
+	for i, a := range c.Args {
+		if strings.HasPrefix(a, "--veracrypt-pim=") { // a secret cryptsetup takes only in argv
+			a = "--veracrypt-pim=(hidden)"
+		}
+		args[i] = a
+	}
+	return strings.TrimSpace(c.Name + " " + strings.Join(args, " "))
 }
 
 // Result is what a tool did. A tool that ran and failed has ExitCode != 0 and a nil error.

@@ -1,6 +1,7 @@
 package cryptsetup
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -94,6 +95,11 @@ func OtherOpenArgs(dev string, c control.Crypt, o OpenOptions) ([]string, error)
 		if c.Hidden {
 			args = append(args, "--tcrypt-hidden")
 		}
+		if c.KeyFileSize > 0 {
+			// The keyfile follows the password line on stdin (TcryptSecret); cryptsetup reads
+			// the password first, then opens its keyfiles. No /dev/stdin without udev.
+			args = append(args, "--key-file=/proc/self/fd/0")
+		}
 	default:
 		return nil, control.Errorf(control.CodeInvalidArgument, "unknown container type %q: use bitlk or tcrypt", c.Type)
 	}
@@ -108,17 +114,59 @@ func OtherOpenArgs(dev string, c control.Crypt, o OpenOptions) ([]string, error)
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
+// MaxPIM is VeraCrypt's largest PIM for a non-system volume.
+const MaxPIM = 2147468
+
+// TcryptSecret takes the PIM out of secret into c.PIM (control.Crypt.SecretPIM: its digits and a
+// newline come first) and returns what cryptsetup reads on stdin: the password, then, with a
+// keyfile (KeyFileSize), a newline and the keyfile's bytes. It is a subslice of secret, which
+// the caller wipes. cryptsetup has no way to take the PIM but argv (--veracrypt-query-pim reads
+// all of stdin): the guest's process list is seen by nothing but the agent, and command logs
+// redact it.
+func TcryptSecret(c *control.Crypt, secret []byte) ([]byte, error) {
+	if c.Type != "tcrypt" {
+		return secret, nil
+	}
+	if c.SecretPIM {
+		nl := bytes.IndexByte(secret, '\n')
+		pim := 0
+		for _, d := range secret[:max(nl, 0)] {
+			if d < '0' || d > '9' || pim > MaxPIM {
+				pim = -1
+				break
+			}
+			pim = pim*10 + int(d-'0')
+		}
+		if nl < 0 || pim < 1 || pim > MaxPIM {
+			return nil, control.Errorf(control.CodeInvalidArgument, "the PIM must be a number from 1 to %d (VeraCrypt shows it when the volume is created)", MaxPIM)
+		}
+		c.PIM, secret = pim, secret[nl+1:]
+	}
+	if c.KeyFileSize > 0 {
+		pw := len(secret) - c.KeyFileSize - 1
+		if pw < 0 || secret[pw] != '\n' {
+			return nil, control.Errorf(control.CodeInvalidArgument, "the unlock secret does not hold the %d-byte keyfile it announces", c.KeyFileSize)
+		}
+	}
+	return secret, nil
+}
+
 // OpenOther unlocks a BitLocker or VeraCrypt/TrueCrypt device as MapperPath. Its errors never
 // send the user to luksHeaderRestore: these are not LUKS headers.
 func (t *Tool) OpenOther(ctx context.Context, dev string, c control.Crypt, o OpenOptions, secret []byte) error {
-	args, err := OtherOpenArgs(dev, c, o)
+	stdin, err := TcryptSecret(&c, secret)
 	if err != nil {
 		return err
 	}
-	if len(secret) == 0 {
+	args, err := OtherOpenArgs(dev, c, o)
+	c.PIM = 0
+	if err != nil {
+		return err
+	}
+	if len(stdin) == 0 {
 		return control.Errorf(control.CodeInvalidArgument, "empty passphrase: nothing to unlock %s with", dev)
 	}
-	r, err := t.run(ctx, args, secret)
+	r, err := t.run(ctx, args, stdin)
 	if err != nil {
 		return control.Errorf(control.CodeInternal, "cannot run cryptsetup: %v", err)
 	}
@@ -166,7 +214,7 @@ func classifyOther(dev string, c control.Crypt, r command.Result, mem Memory) er
 }
 
 func pimNote(c control.Crypt) string {
-	if c.PIM > 0 {
+	if c.PIM > 0 || c.SecretPIM {
 		return " and PIM"
 	}
 	return ""

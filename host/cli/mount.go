@@ -26,7 +26,7 @@ func mountFlags() []ucli.Flag {
 		&ucli.BoolFlag{Name: "allow-degraded", Usage: "assemble a RAID array that is missing members read-write (default: read-only)", Category: "mount"},
 		&ucli.BoolFlag{Name: "veracrypt", Usage: "the drive is a VeraCrypt volume (it has no signature to detect)", Category: "VeraCrypt"},
 		&ucli.BoolFlag{Name: "truecrypt", Usage: "the drive is a TrueCrypt volume", Category: "VeraCrypt"},
-		&ucli.IntFlag{Name: "pim", Usage: "VeraCrypt personal iterations multiplier `N` (if one was set)", Category: "VeraCrypt"},
+		&ucli.BoolFlag{Name: "pim", Usage: "the VeraCrypt volume has a PIM: it is asked for after the password (never given on the command line)", Category: "VeraCrypt"},
 		&ucli.BoolFlag{Name: "hidden", Usage: "open the VeraCrypt/TrueCrypt hidden volume", Category: "VeraCrypt"},
 		&ucli.BoolFlag{Name: "no-mount", Usage: "serve only: print the NFS address and the command that would mount it", Category: "mount"},
 		&ucli.BoolFlag{Name: "foreground", Usage: "stay attached and stream the session log; Ctrl-C unmounts and stops", Category: "mount"},

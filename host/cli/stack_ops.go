@@ -87,19 +87,30 @@ func absTargets(t string) string {
 }
 
 // cryptOptions reads the VeraCrypt/TrueCrypt flags (BitLocker is detected by its signature).
+// --pim takes no value: the PIM is asked for after the password, like it, so it never shows in
+// the process list (a number after --pim is refused rather than taken as the target).
 func cryptOptions(c *ucli.Context, o *supervisor.Options) error {
-	vc, tc := c.Bool("veracrypt"), c.Bool("truecrypt")
+	vc, tc, pim := c.Bool("veracrypt"), c.Bool("truecrypt"), c.Bool("pim")
 	switch {
 	case vc && tc:
 		return usagef("--veracrypt and --truecrypt contradict each other: give one")
-	case !vc && !tc && (c.Int("pim") != 0 || c.Bool("hidden")):
+	case pim && c.NArg() > 0 && allDigits(c.Args().First()):
+		return usagef("--pim takes no number: luksmount asks for the PIM after the password (on the command line every user of this computer could read it)")
+	case !vc && !tc && (pim || c.Bool("hidden")):
 		return usagef("--pim and --hidden need --veracrypt (or --truecrypt for --hidden)")
-	case tc && c.Int("pim") != 0:
+	case tc && pim:
 		return usagef("TrueCrypt volumes have no PIM: drop --pim")
-	case c.Int("pim") < 0:
-		return usagef("--pim %d must be a positive number", c.Int("pim"))
 	case vc || tc:
-		o.Crypt.Type, o.Crypt.TrueCrypt, o.Crypt.PIM, o.Crypt.Hidden = "tcrypt", tc, c.Int("pim"), c.Bool("hidden")
+		o.Crypt.Type, o.Crypt.TrueCrypt, o.Crypt.SecretPIM, o.Crypt.Hidden = "tcrypt", tc, pim, c.Bool("hidden")
 	}
 	return nil
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

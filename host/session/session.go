@@ -321,6 +321,12 @@ func Matches(st State, query string) bool {
 		if c == filepath.Clean(st.Target) || (st.Mountpoint != "" && c == filepath.Clean(st.Mountpoint)) {
 			return true
 		}
+		// Any one member names a multi-device target ("a.img+b.img", supervisor.MemberSeparator).
+		for _, m := range strings.Split(st.Target, "+") {
+			if m != st.Target && m != "" && c == filepath.Clean(m) {
+				return true
+			}
+		}
 	}
 	return false
 }

@@ -196,3 +196,17 @@ func TestOnStaleSeesDeadSession(t *testing.T) {
 		t.Fatalf("dead session directory left: %v", err)
 	}
 }
+
+func TestMatchesOneMemberOfAMultiDeviceTarget(t *testing.T) {
+	st := State{Target: "/img/a.img+/img/b.img"}
+	for _, q := range []string{"/img/a.img", "/img/b.img", "/img/a.img+/img/b.img"} {
+		if !Matches(st, q) {
+			t.Errorf("%s does not match %s", q, st.Target)
+		}
+	}
+	for _, q := range []string{"/img/c.img", "/img", "a.img"} {
+		if Matches(st, q) {
+			t.Errorf("%s matches %s", q, st.Target)
+		}
+	}
+}

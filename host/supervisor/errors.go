@@ -22,6 +22,7 @@ type PassphraseError struct {
 	Target   string
 	Attempts int
 	KeyFile  bool
+	What     string // what was wrong; "" is "passphrase" (VeraCrypt: "password or PIM", ...)
 }
 
 func (e *PassphraseError) Error() string {
@@ -32,7 +33,11 @@ func (e *PassphraseError) Error() string {
 	if e.Attempts == 1 {
 		s = ""
 	}
-	return fmt.Sprintf("wrong passphrase for %s (%d attempt%s); nothing was changed", e.Target, e.Attempts, s)
+	what := e.What
+	if what == "" {
+		what = "passphrase"
+	}
+	return fmt.Sprintf("wrong %s for %s (%d attempt%s); nothing was changed", what, e.Target, e.Attempts, s)
 }
 
 func (e *PassphraseError) Is(target error) bool { return target == control.ErrWrongPassphrase }

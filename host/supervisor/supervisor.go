@@ -9,6 +9,7 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -179,7 +180,7 @@ func (s *sup) run(ctx context.Context, ready func(Result)) (err error) {
 		return err
 	}
 	defer passphrase.Wipe(keyFile)
-	first, err := s.bootWhileAsking(ctx, size, keyFile == nil)
+	first, err := s.bootWhileAsking(ctx, size, keyFile == nil || s.opts.Crypt.Type == "tcrypt")
 	defer passphrase.Wipe(first) // unlock wipes it; this is a second line of defence
 	if err != nil {
 		return err
@@ -237,7 +238,7 @@ func (s *sup) finish(err error) {
 func (s *sup) unlock(ctx context.Context, first, keyFile []byte, mem int, kdfMiB int64) error {
 	ro := s.opts.ReadOnly()
 	secret, isKeyFile := first, false
-	if keyFile != nil {
+	if keyFile != nil && s.opts.Crypt.Type != "tcrypt" { // VeraCrypt mixes it with the password
 		secret, isKeyFile = keyFile, true
 	}
 	for attempt := 1; ; attempt++ {
@@ -249,27 +250,40 @@ func (s *sup) unlock(ctx context.Context, first, keyFile []byte, mem int, kdfMiB
 		}
 		t := s.log.Start("unlock")
 		uctx, cancel := context.WithTimeout(ctx, unlockTimeout)
-		r, err := s.vm.Control().Unlock(uctx, control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile, AllowDiscards: s.opts.Discard, Stack: s.stackRequest(), Crypt: s.opts.Crypt}, secret)
+		sent, crypt, err := s.tcryptSecret(uctx, secret, keyFile, attempt)
+		if err != nil {
+			cancel()
+			t.Done(err, "attempt %d", attempt)
+			return err
+		}
+		req := control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile, AllowDiscards: s.opts.Discard, Stack: s.stackRequest(), Crypt: crypt, Partial: s.stack != nil}
+		r, err := s.vm.Control().Unlock(uctx, req, sent)
 		cancel()
 		if !isKeyFile {
 			passphrase.Wipe(secret) // the first one too: run's deferred wipe is a second line of defence
+			passphrase.Wipe(sent)
 		}
 		if err == nil {
 			t.Done(nil, "attempt %d: %s", attempt, r.Mapper)
+			if len(r.Locked) > 0 { // members with passphrases of their own (stack_unlock_more.go)
+				if err := s.unlockLocked(ctx, req, r.Locked); err != nil {
+					return err
+				}
+			}
 			s.progress("unlocked in %s", timelog.FormatDuration(t.Elapsed()))
 			return nil
 		}
 		t.Done(err, "attempt %d", attempt)
 		switch {
 		case errors.Is(err, control.ErrWrongPassphrase) && !isKeyFile && attempt < MaxAttempts:
-			s.progress("wrong passphrase (attempt %d of %d)", attempt, MaxAttempts)
+			s.progress("wrong %s (attempt %d of %d)", cmp.Or(s.secretName(), "passphrase"), attempt, MaxAttempts)
 			next, perr := s.ui.Passphrase(ctx, fmt.Sprintf("Passphrase for %s (attempt %d of %d): ", s.dev.Path, attempt+1, MaxAttempts), attempt+1, MaxAttempts)
 			if perr != nil {
 				return s.passphraseInputError(perr, attempt)
 			}
 			secret = next
 		case errors.Is(err, control.ErrWrongPassphrase):
-			return &PassphraseError{Target: s.dev.Path, Attempts: attempt, KeyFile: isKeyFile}
+			return &PassphraseError{Target: s.dev.Path, Attempts: attempt, KeyFile: isKeyFile, What: s.secretName()}
 		case errors.Is(err, control.ErrOutOfMemory):
 			return &MemoryError{Target: s.dev.Path, KDFMiB: kdfMiB, VMMiB: mem, Err: err}
 		default:
@@ -281,7 +295,7 @@ func (s *sup) unlock(ctx context.Context, first, keyFile []byte, mem int, kdfMiB
 // passphraseInputError turns "no more input" after tries wrong passphrases into the right error.
 func (s *sup) passphraseInputError(err error, tries int) error {
 	if errors.Is(err, passphrase.ErrNoInput) && tries > 0 {
-		return &PassphraseError{Target: s.dev.Path, Attempts: tries}
+		return &PassphraseError{Target: s.dev.Path, Attempts: tries, What: s.secretName()}
 	}
 	if errors.Is(err, passphrase.ErrNoInput) {
 		return fmt.Errorf("%w for %s", ErrNoPassphrase, s.dev.Path)

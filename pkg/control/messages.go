@@ -85,11 +85,16 @@ type UnlockRequest struct {
 	AllowDiscards bool `json:"allow_discards,omitempty"`
 	Stack              // the volume to open and how to assemble (stack_messages.go)
 	Crypt              // BitLocker or VeraCrypt instead of LUKS (stack_messages.go)
+	// Partial: LUKS members this secret does not open stay locked and are named in the reply
+	// (nothing is assembled yet); Continue opens them with another secret after a Partial reply.
+	Partial  bool `json:"partial,omitempty"`
+	Continue bool `json:"continue,omitempty"`
 }
 
 // UnlockReply names the opened mapping.
 type UnlockReply struct {
-	Mapper string `json:"mapper"` // /dev/mapper/luksmount
+	Mapper string   `json:"mapper"`           // /dev/mapper/luksmount
+	Locked []string `json:"locked,omitempty"` // Partial: the guest devices still locked
 }
 
 // MountRequest mounts a filesystem: the unlocked mapping, else the named device, else the first disk.

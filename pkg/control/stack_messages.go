@@ -76,4 +76,10 @@ type Crypt struct {
 	TrueCrypt bool   `json:"truecrypt,omitempty"` // tcrypt: a TrueCrypt volume (default VeraCrypt)
 	PIM       int    `json:"pim,omitempty"`       // tcrypt: VeraCrypt's personal iterations multiplier
 	Hidden    bool   `json:"hidden,omitempty"`    // tcrypt: open the hidden volume
+	// SecretPIM: the PIM is asked for like the password and travels in the unlock secret, never
+	// in argv or a message body: the secret starts with its decimal digits and a newline.
+	SecretPIM bool `json:"secret_pim,omitempty"`
+	// KeyFileSize: the unlock secret ends with a VeraCrypt keyfile of this many bytes, after the
+	// password and a newline.
+	KeyFileSize int `json:"keyfile_size,omitempty"`
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -128,7 +129,9 @@ func TestStackPartitionsAndLVM(t *testing.T) {
 	// One PV missing: refused before anything is activated, the image untouched.
 	beforeA := fileSha(t, pvA)
 	r = e.must(4, stPass+"\n", "--no-mount", "--accel", "tcg", pvA)
-	e.oneLine(r, "missing 1 of its 2 physical volumes")
+	if msg := e.oneLine(r, "missing 1 of its 2 physical volumes"); !regexp.MustCompile(`PV UUID [0-9A-Za-z]{6}(-[0-9A-Za-z]{4}){5}-[0-9A-Za-z]{6}`).MatchString(msg) {
+		t.Errorf("the missing-PV error does not name the PV by its UUID: %s", msg)
+	}
 	if fileSha(t, pvA) != beforeA {
 		t.Fatal("a refused mount changed the PV image")
 	}

@@ -13,10 +13,12 @@ import (
 	"github.com/luksmount/luksmount/test/stackfix"
 )
 
-// TestStackRAID: mdadm RAID 1, 5 and 10 made by the guest's own mdadm, each written through NFS,
-// stopped, mounted again and read back; a RAID 1 missing a member is assembled read-only and says
-// so (writes refused, the member byte-identical); a RAID 0 missing a member is refused with the
-// target to type.
+// TestStackRAID: mdadm RAID 0, 1, 5 and 10 made by the guest's own mdadm, each written through
+// NFS, stopped, mounted again and read back (RAID 0 stopped by naming one member); a RAID 1
+// missing a member is written with --allow-degraded, then without it is assembled read-only and
+// says so (writes refused, the member byte-identical); a RAID 0 missing a member is refused with
+// the target to type. A RAID 1 of two LUKS members with different passphrases asks for the second
+// by name (three wrong ones: exit 3, the member unchanged) and round-trips with both.
 func TestStackRAID(t *testing.T) {
 	e := newStEnv(t)
 	img := func(name string) string { return filepath.Join(e.dir, name) }
@@ -43,6 +45,25 @@ func TestStackRAID(t *testing.T) {
 			"--raid-devices=" + fmt.Sprint(a.members), "--name=" + a.name}, devs...)
 		steps = append(steps, stackfix.Sh(create...), stackfix.Sh("mkfs.ext4", "-q", "-L", a.name, md), stackfix.Sh("mdadm", "--stop", md))
 	}
+	// A RAID 1 of two LUKS members made with different passphrases.
+	pair := []string{img("pairA.img"), img("pairB.img")}
+	pairPass := []string{stPass, "second member passphrase 9"}
+	var mappers []string
+	for i, p := range pair {
+		if err := stackfix.Sparse(p, 24); err != nil {
+			t.Fatal(err)
+		}
+		dev, m := fmt.Sprintf("/dev/vd%c", 'a'+len(disks)), fmt.Sprintf("pair%d", i)
+		disks = append(disks, p)
+		mappers = append(mappers, "/dev/mapper/"+m)
+		steps = append(steps,
+			stackfix.Step{Args: []string{"cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--pbkdf", "argon2id", "--pbkdf-memory", "32768", "--pbkdf-force-iterations", "4", "--key-file=-", dev}, Stdin: pairPass[i]},
+			stackfix.Step{Args: []string{"cryptsetup", "open", "--key-file=-", dev, m}, Stdin: pairPass[i]})
+	}
+	steps = append(steps,
+		stackfix.Sh(append([]string{"mdadm", "--create", "/dev/md9", "--run", "--assume-clean", "--metadata=1.2", "--level=1", "--raid-devices=2", "--name=lukspair"}, mappers...)...),
+		stackfix.Sh("mkfs.ext4", "-q", "-L", "LuksPair", "/dev/md9"), stackfix.Sh("mdadm", "--stop", "/dev/md9"),
+		stackfix.Sh("cryptsetup", "close", "pair0"), stackfix.Sh("cryptsetup", "close", "pair1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -62,8 +83,33 @@ func TestStackRAID(t *testing.T) {
 		e.roundTrip("", join(members[name]), name+".bin", noise(2<<20, byte(20+i)))
 	}
 
-	// Degraded RAID 1: read-only, said so, nothing written.
+	// RAID 0 with all members: written, stopped by naming one member only, read back.
+	stripe := join(members["stripe"])
+	data := noise(2<<20, 24)
+	e.must(0, "", "--no-mount", "--accel", "tcg", stripe)
+	if err := e.nfs(stripe).WriteFile("stripe.bin", data); err != nil {
+		t.Fatal(err)
+	}
+	e.must(0, "", "stop", members["stripe"][1])
+	e.must(0, "", "--no-mount", "--accel", "tcg", stripe)
+	if got, err := e.nfs(stripe).ReadFile("stripe.bin"); err != nil || shaHex(got) != shaHex(data) {
+		t.Fatalf("stripe.bin on RAID 0 after a restart: %d bytes, %v", len(got), err)
+	}
+	e.must(0, "", "stop", members["stripe"][0])
+
+	// Degraded RAID 1 with --allow-degraded: read-write, and said so.
 	one := members["mirror"][0]
+	r = e.must(0, "", "--no-mount", "--accel", "tcg", "--allow-degraded", one)
+	if strings.Contains(r.stdout+r.stderr, "read-only") || !strings.Contains(r.stdout+r.stderr, "degraded") {
+		t.Errorf("--allow-degraded: want a read-write mount that says the array is degraded:\n%s", r)
+	}
+	degraded := noise(512<<10, 25)
+	if err := e.nfs(one).WriteFile("degraded.bin", degraded); err != nil {
+		t.Fatalf("write to a degraded mirror with --allow-degraded: %v", err)
+	}
+	e.must(0, "", "stop", one)
+
+	// Degraded RAID 1: read-only, said so, nothing written; it still holds the write above.
 	before := fileSha(t, one)
 	r = e.must(0, "", "--no-mount", "--accel", "tcg", one)
 	if !strings.Contains(r.stdout+r.stderr, "degraded") || !strings.Contains(r.stdout+r.stderr, "read-only") {
@@ -73,6 +119,9 @@ func TestStackRAID(t *testing.T) {
 	if got, err := fs.ReadFile("mirror.bin"); err != nil || shaHex(got) != shaHex(noise(2<<20, 20)) {
 		t.Errorf("reading the degraded mirror: %d bytes, %v", len(got), err)
 	}
+	if got, err := fs.ReadFile("degraded.bin"); err != nil || shaHex(got) != shaHex(degraded) {
+		t.Errorf("degraded.bin after the --allow-degraded session: %d bytes, %v", len(got), err)
+	}
 	if err := fs.WriteFile("new.bin", []byte("x")); err == nil {
 		t.Error("a write to a degraded array assembled read-only succeeded")
 	}
@@ -80,6 +129,16 @@ func TestStackRAID(t *testing.T) {
 	if fileSha(t, one) != before {
 		t.Fatal("mounting a degraded mirror read-only changed the member")
 	}
+
+	// LUKS members with different passphrases: the second is asked for by name, three tries.
+	pairT := join(pair)
+	before = fileSha(t, pair[1])
+	r = e.must(3, pairPass[0]+"\nwrong 1\nwrong 2\nwrong 3\n", "--no-mount", "--accel", "tcg", pairT)
+	e.oneLine(r, "wrong passphrase for "+pair[1]+" (3 attempts)")
+	if fileSha(t, pair[1]) != before {
+		t.Fatal("refused passphrases changed the second member")
+	}
+	e.roundTrip(pairPass[0]+"\n"+pairPass[1]+"\n", pairT, "pair.bin", noise(1<<20, 26))
 
 	// RAID 0 missing a member: refused, says what to connect.
 	half := members["stripe"][0]
