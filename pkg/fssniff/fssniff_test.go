@@ -22,7 +22,7 @@ func TestType(t *testing.T) {
 		{img(0x36, "FAT12   ", true), "vfat"}, {img(0x36, "FAT16   ", true), "vfat"}, {img(0x52, "FAT32   ", true), "vfat"},
 		{img(0x10040, "_BHRfS_M", false), "btrfs"},
 		{img(0x36, "FAT16   ", false), ""}, // no boot signature: not FAT
-		{img(0, "", true), ""},              // an MBR-like sector with nothing else
+		{img(0, "", true), ""},             // an MBR-like sector with nothing else
 		{bytes.NewReader(make([]byte, 100)), ""},
 	} {
 		if got := Type(c.r); got != c.want {
