@@ -72,12 +72,15 @@ test_quick() {
 }
 
 fuzz() {
-	# Each fuzz target runs briefly; the seed corpus always runs in test-quick.
+	# Each fuzz target runs briefly; the seed corpus always runs in test-quick. The budget is a count,
+	# not a duration: Go 1.26's coordinator can report a bare "context deadline exceeded" failure when a
+	# -fuzztime duration expires mid-call (golang/go#75804, fixed in Go 1.27); a count has no deadline.
+	# FUZZTIME=30s still works for a longer local run.
 	local pkg target
 	while read -r pkg target; do
 		[ -n "$target" ] || continue
 		step "fuzz $pkg $target"
-		$GO test -run='^$' -fuzz="^${target}\$" -fuzztime=${FUZZTIME:-20s} "$pkg"
+		$GO test -run='^$' -fuzz="^${target}\$" -fuzztime=${FUZZTIME:-150000x} "$pkg"
 	done < <(grep -rl --include='*_test.go' '^func Fuzz' . | while read -r f; do
 		d=$(dirname "$f")
 		grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //' | sed "s|^|$d |"
