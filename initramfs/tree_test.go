@@ -2,11 +2,12 @@ package initramfs
 
 import (
 	"bytes"
-	"compress/gzip"
 	"io"
+	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/luksmount/luksmount/initramfs/cpio"
 )
 
@@ -54,27 +55,49 @@ func TestTree(t *testing.T) {
 	}
 }
 
-func TestGzipDeterministic(t *testing.T) {
-	data := bytes.Repeat([]byte("luksmount initramfs "), 10000)
+func TestZstdDeterministic(t *testing.T) {
+	data := bytes.Repeat([]byte("luksmount initramfs "), 100000)
 	var a, b bytes.Buffer
-	if err := Gzip(&a, data); err != nil {
+	if err := Zstd(&a, data); err != nil {
 		t.Fatal(err)
 	}
-	if err := Gzip(&b, data); err != nil {
+	if err := Zstd(&b, data); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Fatal("two compressions differ")
 	}
-	h := a.Bytes()[:10]
-	// RFC 1952: flags (no FNAME/FCOMMENT/FEXTRA), MTIME zero, OS fixed.
-	if h[3] != 0 || !bytes.Equal(h[4:8], []byte{0, 0, 0, 0}) || h[9] != 255 {
-		t.Errorf("gzip header % x leaks a name, mtime or OS", h)
+	// RFC 8878 frame header: magic, then no single-segment flag (so a window descriptor follows,
+	// which the kernel's streaming unpacker sizes its buffer from), window at most ZstdWindow.
+	h := a.Bytes()
+	if !bytes.Equal(h[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		t.Fatalf("frame starts % x; want the zstd magic", h[:4])
 	}
-	zr, err := gzip.NewReader(&a)
+	if h[4]&0x20 != 0 {
+		t.Fatalf("frame header %#x has Single_Segment set: no window descriptor", h[4])
+	}
+	wlog := 10 + uint(h[5]>>3)
+	window := 1<<wlog + (1<<wlog)/8*int(h[5]&7)
+	if window > ZstdWindow {
+		t.Errorf("window %d bytes; the kernel's unpacker is only known to take %d", window, ZstdWindow)
+	}
+	if bytes.Count(h, []byte{0x28, 0xb5, 0x2f, 0xfd}) != 1 {
+		t.Error("more than one frame")
+	}
+	// An independent decoder, as a user's zstd(1) would check it.
+	if _, err := exec.LookPath("zstd"); err == nil {
+		cmd := exec.Command("zstd", "-dc")
+		cmd.Stdin = bytes.NewReader(a.Bytes())
+		out, err := cmd.Output()
+		if err != nil || !bytes.Equal(out, data) {
+			t.Errorf("zstd -d gave %d bytes, err %v; want the input back", len(out), err)
+		}
+	}
+	zr, err := zstd.NewReader(&a)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer zr.Close()
 	out, err := io.ReadAll(zr)
 	if err != nil || !bytes.Equal(out, data) {
 		t.Errorf("decompressed %d bytes, err %v; want the input back", len(out), err)
@@ -98,7 +121,7 @@ func TestUsrCounterpart(t *testing.T) {
 func TestVariants(t *testing.T) {
 	outputs := map[string]bool{}
 	for name, v := range Variants {
-		if v.Name != name || !strings.HasSuffix(v.Output, ".cpio.gz") || outputs[v.Output] {
+		if v.Name != name || !strings.HasSuffix(v.Output, ".cpio.zst") || outputs[v.Output] {
 			t.Errorf("variant %s: bad name or output %q", name, v.Output)
 		}
 		outputs[v.Output] = true
@@ -115,8 +138,8 @@ func TestVariants(t *testing.T) {
 			}
 		}
 	}
-	if Variants["agent"].Output != "initramfs.cpio.gz" {
-		t.Error("the agent image must be build/<arch>/initramfs.cpio.gz")
+	if Variants["agent"].Output != "initramfs.cpio.zst" {
+		t.Error("the agent image must be build/<arch>/initramfs.cpio.zst")
 	}
 }
 
@@ -145,7 +168,7 @@ func TestDiffImages(t *testing.T) {
 		if err := tr.WriteCpio(&raw, 0); err != nil {
 			t.Fatal(err)
 		}
-		Gzip(&gz, raw.Bytes())
+		Zstd(&gz, raw.Bytes())
 		m, err := ReadImage(&gz)
 		if err != nil {
 			t.Fatal(err)
