@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"github.com/luksmount/luksmount/initramfs/cpio"
 )
 
@@ -55,50 +55,35 @@ func TestTree(t *testing.T) {
 	}
 }
 
-func TestZstdDeterministic(t *testing.T) {
-	data := bytes.Repeat([]byte("luksmount initramfs "), 100000)
+func TestLZ4Deterministic(t *testing.T) {
+	// Over one 8 MiB legacy block, so the block framing is exercised.
+	data := bytes.Repeat([]byte("luksmount initramfs "), 500000)
 	var a, b bytes.Buffer
-	if err := Zstd(&a, data); err != nil {
+	if err := LZ4(&a, data); err != nil {
 		t.Fatal(err)
 	}
-	if err := Zstd(&b, data); err != nil {
+	if err := LZ4(&b, data); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Fatal("two compressions differ")
 	}
-	// RFC 8878 frame header: magic, then no single-segment flag (so a window descriptor follows,
-	// which the kernel's streaming unpacker sizes its buffer from), window at most ZstdWindow.
+	// Legacy frame (the kernel takes no other LZ4 framing): magic, then per block a
+	// little-endian compressed size, each block at most 8 MiB uncompressed.
 	h := a.Bytes()
-	if !bytes.Equal(h[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}) {
-		t.Fatalf("frame starts % x; want the zstd magic", h[:4])
+	if !bytes.Equal(h[:4], []byte{0x02, 0x21, 0x4c, 0x18}) {
+		t.Fatalf("stream starts % x; want the LZ4 legacy magic", h[:4])
 	}
-	if h[4]&0x20 != 0 {
-		t.Fatalf("frame header %#x has Single_Segment set: no window descriptor", h[4])
-	}
-	wlog := 10 + uint(h[5]>>3)
-	window := 1<<wlog + (1<<wlog)/8*int(h[5]&7)
-	if window > ZstdWindow {
-		t.Errorf("window %d bytes; the kernel's unpacker is only known to take %d", window, ZstdWindow)
-	}
-	if bytes.Count(h, []byte{0x28, 0xb5, 0x2f, 0xfd}) != 1 {
-		t.Error("more than one frame")
-	}
-	// An independent decoder, as a user's zstd(1) would check it.
-	if _, err := exec.LookPath("zstd"); err == nil {
-		cmd := exec.Command("zstd", "-dc")
+	// An independent decoder, as a user's lz4(1) would check it.
+	if _, err := exec.LookPath("lz4"); err == nil {
+		cmd := exec.Command("lz4", "-dc")
 		cmd.Stdin = bytes.NewReader(a.Bytes())
 		out, err := cmd.Output()
 		if err != nil || !bytes.Equal(out, data) {
-			t.Errorf("zstd -d gave %d bytes, err %v; want the input back", len(out), err)
+			t.Errorf("lz4 -d gave %d bytes, err %v; want the input back", len(out), err)
 		}
 	}
-	zr, err := zstd.NewReader(&a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	out, err := io.ReadAll(zr)
+	out, err := io.ReadAll(lz4.NewReader(&a))
 	if err != nil || !bytes.Equal(out, data) {
 		t.Errorf("decompressed %d bytes, err %v; want the input back", len(out), err)
 	}
@@ -121,7 +106,7 @@ func TestUsrCounterpart(t *testing.T) {
 func TestVariants(t *testing.T) {
 	outputs := map[string]bool{}
 	for name, v := range Variants {
-		if v.Name != name || !strings.HasSuffix(v.Output, ".cpio.zst") || outputs[v.Output] {
+		if v.Name != name || !strings.HasSuffix(v.Output, ".cpio.lz4") || outputs[v.Output] {
 			t.Errorf("variant %s: bad name or output %q", name, v.Output)
 		}
 		outputs[v.Output] = true
@@ -138,8 +123,8 @@ func TestVariants(t *testing.T) {
 			}
 		}
 	}
-	if Variants["agent"].Output != "initramfs.cpio.zst" {
-		t.Error("the agent image must be build/<arch>/initramfs.cpio.zst")
+	if Variants["agent"].Output != "initramfs.cpio.lz4" {
+		t.Error("the agent image must be build/<arch>/initramfs.cpio.lz4")
 	}
 }
 
@@ -168,7 +153,7 @@ func TestDiffImages(t *testing.T) {
 		if err := tr.WriteCpio(&raw, 0); err != nil {
 			t.Fatal(err)
 		}
-		Zstd(&gz, raw.Bytes())
+		LZ4(&gz, raw.Bytes())
 		m, err := ReadImage(&gz)
 		if err != nil {
 			t.Fatal(err)
