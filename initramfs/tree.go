@@ -9,8 +9,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/pierrec/lz4/v4"
 	"github.com/luksmount/luksmount/initramfs/cpio"
+	"github.com/pierrec/lz4/v4"
 )
 
 // Tree is the file tree of an image, built up in any order and written sorted, so the archive

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pierrec/lz4/v4"
 	"github.com/luksmount/luksmount/initramfs/cpio"
+	"github.com/pierrec/lz4/v4"
 )
 
 func TestTree(t *testing.T) {
