@@ -67,9 +67,8 @@ func (s *sup) identify() (vmSize, error) {
 	dev := s.dev
 	t := s.log.Start("read header")
 	var err error
-	s.id, err = luksheader.Identify(dev.ReaderAt())
-	if err != nil {
-		return vmSize{}, t.Done(fmt.Errorf("cannot read %s: %w", dev.Path, err), "")
+	if s.id, err = s.identity(); err != nil { // the target's header, or the --header file's (header.go)
+		return vmSize{}, t.Done(err, "")
 	}
 	if s.id.Err != nil {
 		return vmSize{}, t.Done(fmt.Errorf("%s: %w", dev.Path, s.id.Err), "")
