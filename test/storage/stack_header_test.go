@@ -127,17 +127,17 @@ func TestStackDetachedHeader(t *testing.T) {
 	// Bad inputs: the drives and headers stay byte-identical.
 	drive2, drive1 := fileSha(t, data2), fileSha(t, data1)
 	r = e.must(4, stPass+"\n", append(base, "--header", filepath.Join(e.dir, "nope.img"), data2)...)
-	e.oneLine(r, "nope.img does not exist")
+	t.Logf("exit %d: %s", r.code, e.oneLine(r, "nope.img does not exist"))
 	r = e.must(8, stPass+"\n", append(base, "--header", data1, data2)...)
-	e.oneLine(r, "is not a LUKS header")
+	t.Logf("exit %d: %s", r.code, e.oneLine(r, "is not a LUKS header"))
 	r = e.must(3, "wrong one\nwrong two\nwrong three\n", append(base, "--header", hdr1, data1)...)
-	e.oneLine(r, "wrong passphrase")
+	t.Logf("exit %d: %s", r.code, e.oneLine(r, "wrong passphrase"))
 	if !strings.Contains(r.stderr, "attempt 2 of 3") {
 		t.Fatalf("three wrong passphrases: %s", r)
 	}
 	// hdr1's passphrase is the same: it opens data2 to noise.
 	r = e.must(8, stPass+"\n", append(base, "--header", hdr1, data2)...)
-	e.oneLine(r, "most likely belongs to another drive")
+	t.Logf("exit %d: %s", r.code, e.oneLine(r, "most likely belongs to another drive"))
 	for p, want := range map[string]string{hdr2: sum2, hdr1: sum1, data2: drive2, data1: drive1} {
 		if fileSha(t, p) != want {
 			t.Fatalf("%s changed after the failures", p)
