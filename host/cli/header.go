@@ -8,7 +8,7 @@ import (
 
 // headerFlag is --header: a detached LUKS header (`cryptsetup luksFormat --header FILE TARGET`, or
 // a header backup). The file is only read: the VM gets it as a read-only disk.
-func headerFlag() ucli.Flag {
+func headerFlag() *ucli.StringFlag {
 	return &ucli.StringFlag{Name: "header", Usage: "the drive's LUKS header is detached, in `FILE` (made with `cryptsetup luksFormat --header`, or a luksHeaderBackup); it is only read", Category: "mount"}
 }
 
@@ -25,4 +25,9 @@ func headerPath(c *ucli.Context) (string, error) {
 		p = abs
 	}
 	return p, nil
+}
+
+func noCategory(f *ucli.StringFlag) *ucli.StringFlag {
+	f.Category = ""
+	return f
 }

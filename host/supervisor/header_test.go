@@ -263,3 +263,30 @@ func netPipe() (net.Conn, net.Conn) { return net.Pipe() }
 func sessionSocket(e *env, res *Result) string {
 	return session.SocketPath(e.reg.Dirs[0], res.State.ID)
 }
+
+func TestCheckWithDetachedHeader(t *testing.T) {
+	e := newHeaderEnv(t, "luks2-detached.bin")
+	_, _, unlocks := checkVM(e.env)
+	var spec BootSpec
+	boot := e.deps.Boot
+	e.deps.Boot = func(ctx context.Context, s BootSpec) (Machine, error) { spec = s; return boot(ctx, s) }
+	before := sum(t, e.header)
+	ui := &checkUIFake{scriptUI: scriptUI{answers: []string{"right"}}}
+	_, err := Check(context.Background(), CheckOptions{Target: e.data, Header: e.header, UID: -1, GID: -1}, e.deps, ui)
+	if !errors.Is(err, control.ErrNeedsRepair) {
+		t.Fatalf("err = %v (the fake finds problems)", err)
+	}
+	if len(*unlocks) != 1 || !(*unlocks)[0].Header || !(*unlocks)[0].ReadOnly {
+		t.Fatalf("unlocks %+v", *unlocks)
+	}
+	if spec.Header == nil || spec.Header.Path != e.header || spec.Header.File != nil {
+		t.Fatalf("boot spec header %+v (want the header, closed after the check)", spec.Header)
+	}
+	if sum(t, e.header) != before {
+		t.Fatal("the header changed")
+	}
+	_, err = Check(context.Background(), CheckOptions{Target: e.data, Header: e.data + ".nope", UID: -1, GID: -1}, e.deps, ui)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("missing header: %v", err)
+	}
+}
