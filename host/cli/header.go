@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"path/filepath"
-
 	ucli "github.com/urfave/cli/v2"
 )
 
@@ -12,19 +10,14 @@ func headerFlag() *ucli.StringFlag {
 	return &ucli.StringFlag{Name: "header", Usage: "the drive's LUKS header is detached, in `FILE` (made with `cryptsetup luksFormat --header`, or a luksHeaderBackup); it is only read", Category: "mount"}
 }
 
-// headerPath is --header made absolute (the detached supervisor may run elsewhere), or "".
+// headerPath is --header as a target is spelled (a path made absolute for the detached
+// supervisor; a bare disk name such as disk5s1 kept for blockdev to resolve), or "".
 func headerPath(c *ucli.Context) (string, error) {
 	p := c.String("header")
-	if p == "" {
-		if c.IsSet("header") {
-			return "", usagef("--header needs a FILE: the detached LUKS header")
-		}
-		return "", nil
+	if p == "" && c.IsSet("header") {
+		return "", usagef("--header needs a FILE: the detached LUKS header")
 	}
-	if abs, err := filepath.Abs(p); err == nil {
-		p = abs
-	}
-	return p, nil
+	return absTarget(p), nil
 }
 
 func noCategory(f *ucli.StringFlag) *ucli.StringFlag {

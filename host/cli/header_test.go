@@ -25,7 +25,7 @@ func TestHeaderFlag(t *testing.T) {
 	app.Commands[0].Action = capture
 	wd, _ := os.Getwd()
 	// After the target too (reorder knows --header takes a value).
-	if err := app.Run(reorder(app, []string{"luksmount", "./data.img", "--header", "hdr.img", "--no-mount"})); err != nil {
+	if err := app.Run(reorder(app, []string{"luksmount", "./data.img", "--header", "./hdr.img", "--no-mount"})); err != nil {
 		t.Fatal(err)
 	}
 	if got.Header != filepath.Join(wd, "hdr.img") || got.Target != filepath.Join(wd, "data.img") || !got.NoMount {
@@ -33,6 +33,11 @@ func TestHeaderFlag(t *testing.T) {
 	}
 	got = supervisor.Options{}
 	if err := app.Run(reorder(app, []string{"luksmount", "mount", "--header=/h", "/d"})); err != nil || got.Header != "/h" {
+		t.Fatalf("options %+v, %v", got, err)
+	}
+	// A disk name stays a disk name (blockdev resolves disk5s1 to /dev/rdisk5s1 on macOS).
+	got = supervisor.Options{}
+	if err := app.Run(reorder(app, []string{"luksmount", "--header", "disk5s1", "/d"})); err != nil || got.Header != "disk5s1" {
 		t.Fatalf("options %+v, %v", got, err)
 	}
 	err := app.Run(reorder(app, []string{"luksmount", "--header=", "/d"}))
