@@ -130,3 +130,16 @@ func lastLineOf(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSuffix(strings.TrimSpace(lines[len(lines)-1]), ".")
 }
+
+// detachedResize refuses to grow a mapping opened with a detached header: `cryptsetup resize`
+// would need the header again (src/cryptsetup.c action_resize: crypt_init_by_name_and_header),
+// and without it reads the data device, finds no header and would blame the drive.
+func (a *Agent) detachedResize() error {
+	a.mu.Lock()
+	detached := a.detached
+	a.mu.Unlock()
+	if detached == "" {
+		return nil
+	}
+	return control.Errorf(control.CodeInvalidArgument, "cannot resize a drive opened with --header yet: grow it on Linux with `cryptsetup resize --header FILE`; nothing was changed")
+}

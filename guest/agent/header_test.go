@@ -77,9 +77,15 @@ func TestUnlockWithDetachedHeader(t *testing.T) {
 	if err != nil || mr.FSType != "ext4" {
 		t.Fatalf("mount = %+v, %v", mr, err)
 	}
+	if err := a.detachedResize(); err == nil || !strings.Contains(err.Error(), "--header") {
+		t.Fatalf("resize with a detached header: %v", err)
+	}
 	rep, err := a.Shutdown(ctx, control.ShutdownRequest{NoPowerOff: true})
 	if err != nil || !rep.Closed {
 		t.Fatalf("shutdown = %+v, %v", rep, err)
+	}
+	if err := a.detachedResize(); err != nil {
+		t.Fatalf("the header is forgotten once the mapping is closed: %v", err)
 	}
 }
 

@@ -220,3 +220,9 @@ func addHeader(vs *vm.Spec, spec BootSpec, invoking *vm.User) {
 		vs.DiskFiles = append(vs.DiskFiles, files[0])
 	}
 }
+
+// errDetachedResize: `cryptsetup resize` of a mapping with a detached header needs the header
+// again, and the guest does not grow those yet (guest/agent header.go).
+func errDetachedResize(p string) error {
+	return control.Errorf(control.CodeInvalidArgument, "%s was opened with --header: luksmount cannot resize such a drive yet (grow it on Linux: truncate, `cryptsetup resize --header FILE`, resize2fs); nothing was changed", p)
+}

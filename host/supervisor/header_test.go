@@ -15,6 +15,7 @@ import (
 
 	"net"
 
+	"github.com/luksmount/luksmount/host/blockdev"
 	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/host/session"
 	"github.com/luksmount/luksmount/host/vm"
@@ -288,5 +289,12 @@ func TestCheckWithDetachedHeader(t *testing.T) {
 	_, err = Check(context.Background(), CheckOptions{Target: e.data, Header: e.data + ".nope", UID: -1, GID: -1}, e.deps, ui)
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("missing header: %v", err)
+	}
+}
+
+func TestResizeRefusedWithDetachedHeader(t *testing.T) {
+	s := &sup{dev: &blockdev.Device{Path: "/d.img", IsImage: true}, header: &blockdev.Device{Path: "/h.img"}}
+	if _, err := s.resize(context.Background(), nil, 1<<30); err == nil || !strings.Contains(err.Error(), "opened with --header") {
+		t.Fatalf("resize: %v", err)
 	}
 }

@@ -96,6 +96,12 @@ func TestStackDetachedHeader(t *testing.T) {
 			t.Fatalf("write %s: %v", name, err)
 		}
 	}
+	size := fileSize(t, data2)
+	r = e.must(1, "", "resize", "--size", "64M", data2)
+	t.Logf("exit %d: %s", r.code, e.oneLine(r, "cannot resize such a drive yet"))
+	if fileSize(t, data2) != size {
+		t.Fatal("a refused resize grew the image")
+	}
 	e.must(0, "", "stop", data2)
 	if fileSha(t, hdr2) != sum2 {
 		t.Fatal("the LUKS2 header file changed during a read-write session")
