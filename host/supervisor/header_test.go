@@ -107,7 +107,8 @@ func TestDetachedHeaderSession(t *testing.T) {
 			if res == nil {
 				t.Fatalf("failed: %v", <-done)
 			}
-			if !res.State.Encrypted || res.State.Target != e.data {
+			// Sized from the header file's key slots (argon2id 32 MiB: the 256 MiB floor).
+			if !res.State.Encrypted || res.State.Target != e.data || res.State.MemoryMiB != 256 {
 				t.Fatalf("state %+v", res.State)
 			}
 			RequestStop(sessionSocket(e.env, res), false)
@@ -296,5 +297,20 @@ func TestResizeRefusedWithDetachedHeader(t *testing.T) {
 	s := &sup{dev: &blockdev.Device{Path: "/d.img", IsImage: true}, header: &blockdev.Device{Path: "/h.img"}}
 	if _, err := s.resize(context.Background(), nil, 1<<30); err == nil || !strings.Contains(err.Error(), "opened with --header") {
 		t.Fatalf("resize: %v", err)
+	}
+}
+
+// The VM is sized from the header file's key slots, not from the data (which has none).
+func TestDetachedHeaderSizesTheVM(t *testing.T) {
+	e := newHeaderEnv(t, "luks2-twoslots.bin") // a header backup: 128 MiB argon2i slot, data at 16 MiB
+	writeImage(t, e.data, nil, 20<<20)
+	res, done := e.start(t, &scriptUI{answers: []string{"right"}})
+	if res == nil {
+		t.Fatalf("failed: %v", <-done)
+	}
+	RequestStop(sessionSocket(e.env, res), false)
+	<-done
+	if want := qemu.MemoryForKDF(128); res.State.MemoryMiB != want || want <= 256 {
+		t.Fatalf("VM memory %d MiB, want %d (from the header's 128 MiB slot)", res.State.MemoryMiB, want)
 	}
 }
