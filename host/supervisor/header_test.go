@@ -314,3 +314,13 @@ func TestDetachedHeaderSizesTheVM(t *testing.T) {
 		t.Fatalf("VM memory %d MiB, want %d (from the header's 128 MiB slot)", res.State.MemoryMiB, want)
 	}
 }
+
+// The data drive alone (the user forgot --header) is refused before booting, saying --header.
+func TestDataWithoutHeaderMentionsHeader(t *testing.T) {
+	e := newHeaderEnv(t, "luks2-detached.bin")
+	e.opts.Header = ""
+	_, done := e.start(t, &scriptUI{answers: []string{"right"}})
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "needs --header FILE") || len(e.boots) != 0 {
+		t.Fatalf("err = %v, boots %d", err, len(e.boots))
+	}
+}

@@ -85,7 +85,7 @@ func (s *sup) identify() (vmSize, error) {
 		return vmSize{}, t.Done(control.Errorf(control.CodeInvalidArgument, "%s holds %s, not a VeraCrypt or TrueCrypt volume: drop --veracrypt/--truecrypt", dev.Path, s.id.Kind), "")
 	}
 	if s.id.Kind == luksheader.KindUnknown && s.stack == nil && s.opts.Crypt.Type == "" && fssniff.Type(dev.ReaderAt()) == "" {
-		return vmSize{}, t.Done(control.Errorf(control.CodeUnsupportedFS, "%s holds neither a LUKS header nor a filesystem luksmount mounts (ext2/3/4, btrfs, xfs, exFAT, FAT, NTFS); nothing was changed (see `luksmount list` for the drives luksmount can open)", dev.Path), "")
+		return vmSize{}, t.Done(control.Errorf(control.CodeUnsupportedFS, "%s holds neither a LUKS header nor a filesystem luksmount mounts (ext2/3/4, btrfs, xfs, exFAT, FAT, NTFS); nothing was changed (see `luksmount list` for the drives luksmount can open; a drive whose LUKS header is in a separate file needs --header FILE)", dev.Path), "")
 	}
 	encrypted := s.encrypted()
 	kdfMiB, lanes := s.kdfNeeds()
