@@ -54,6 +54,8 @@ type Deps struct {
 	// (initsys.Features.Need). Either nil: nothing is checked or loaded before unlocking.
 	ReadHeader func(dev string) (*luksheader.Header, error)
 	Features   func(names ...string) (int, error)
+	// Serial reads a disk's virtio serial (nil: no disk is a detached header; header.go).
+	Serial func(dev string) string
 }
 
 // Agent holds the guest's state. Create it with New.
@@ -83,6 +85,7 @@ type Agent struct {
 	nfsDone    chan struct{}
 	powering   bool
 	stk        stackState // what the drive's stack assembled (stack_volumes.go); under opMu
+	detached   string     // the detached header's disk the mapping was opened with (header.go)
 }
 
 // New returns an agent in the ready state.
@@ -213,7 +216,7 @@ func (a *Agent) disks() ([]control.Disk, error) {
 	if err != nil {
 		return nil, control.Errorf(control.CodeInternal, "%v", err)
 	}
-	return ds, nil
+	return a.withoutHeader(ds), nil
 }
 
 // pickDevice checks a requested device against the VM's disks, or picks the first one that
@@ -316,6 +319,9 @@ func (a *Agent) unlock(ctx context.Context, r *control.Request) (any, error) {
 	if req.Type != "" {
 		return a.unlockOther(ctx, req, r.Secret) // BitLocker, VeraCrypt (stack_other.go)
 	}
+	if req.Header {
+		return a.unlockDetached(ctx, req, r.Secret) // a detached LUKS header (header.go)
+	}
 	if rep, ok, err := a.unlockStack(ctx, req, r.Secret); ok {
 		return rep, err // a layered drive (stack_unlock.go)
 	}
@@ -383,7 +389,7 @@ func (a *Agent) mount(ctx context.Context, r *control.Request) (any, error) {
 	if in.Type == "" {
 		// Guest device names mean nothing to the user: say what the drive holds instead.
 		if src.mapped {
-			return nil, control.Errorf(control.CodeUnsupportedFS, "the LUKS container opened, but holds no filesystem; it may be new or damaged (check it on Linux with `e2fsck -n`)")
+			return nil, a.emptyMapping()
 		}
 		return nil, control.Errorf(control.CodeUnsupportedFS, "the drive holds no LUKS header and no filesystem; it may be empty or damaged")
 	}

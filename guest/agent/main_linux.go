@@ -172,6 +172,7 @@ func linuxDeps(run command.Runner) Deps {
 	return Deps{
 		Run:          run,
 		Disks:        func() ([]control.Disk, error) { return blkid.ListDisks(blkid.SysBlock) },
+		Serial:       func(dev string) string { return DiskSerial(blkid.SysBlock, dev) },
 		HasMagic:     hasMagic,
 		SplitOptions: fsops.SplitOptions,
 		Mount:        fsops.Mount,

@@ -87,7 +87,7 @@ func (a *Agent) Shutdown(ctx context.Context, req control.ShutdownRequest) (cont
 		} else {
 			rep.Closed = true
 			a.mu.Lock()
-			a.mapper = ""
+			a.mapper, a.detached = "", ""
 			a.mu.Unlock()
 			step("close", start, "LUKS mapping closed")
 		}

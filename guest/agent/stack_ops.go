@@ -86,6 +86,9 @@ func (a *Agent) resize(ctx context.Context, r *control.Request) (any, error) {
 	if a.stk.layered() || len(a.stk.lvs) > 0 || len(a.stk.mdActive) > 0 || strings.HasPrefix(m.disk, "/dev/md") || isPartitionOf(m.disk) {
 		return nil, control.Errorf(control.CodeInvalidArgument, "cannot resize: the filesystem sits in a partition, LVM or RAID, not on the whole image; grow that layer on Linux (parted, lvextend, mdadm --grow); nothing was changed")
 	}
+	if err := a.detachedResize(); err != nil {
+		return nil, err
+	}
 	start := a.tl.Now()
 	size, err := a.waitDiskSize(m.disk, req.DiskBytes)
 	if err != nil {

@@ -15,6 +15,11 @@ type OpenOptions struct {
 	ReadOnly bool
 	// AllowDiscards passes TRIM through dm-crypt: the drive then shows which blocks are free.
 	AllowDiscards bool
+	// Header is a detached LUKS header's device (--header): dev then holds only the encrypted
+	// data. cryptsetup reads it under a read lock and only writes it to auto-repair one damaged
+	// LUKS2 copy, which fails harmlessly on a read-only device and the good copy is used
+	// (v2.6.1 lib/luks2/luks2_json_metadata.c LUKS2_hdr_read, luks2_disk_metadata.c).
+	Header string
 }
 
 // OpenArgsFor builds `cryptsetup open`. The volume key stays in the dm table rather than the
@@ -32,6 +37,9 @@ func OpenArgsNamed(dev, name string, o OpenOptions) []string {
 	}
 	if o.AllowDiscards {
 		args = append(args, "--allow-discards")
+	}
+	if o.Header != "" {
+		args = append(args, "--header", o.Header)
 	}
 	return args
 }

@@ -22,6 +22,7 @@ func (e *env) checkCommand() *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "repair", Usage: "if problems are found, ask, then repair them (writes to the drive)"},
 			&ucli.StringFlag{Name: "key-file", Usage: "unlock with this file's contents instead of a passphrase"},
+			noCategory(headerFlag()),
 			memoryFlag("VM memory in `MiB` (default: sized from the LUKS key slots)", ""),
 			&ucli.StringFlag{Name: "accel", Value: "auto", Usage: "VM accelerator: auto, hvf, kvm or tcg"},
 		},
@@ -36,6 +37,9 @@ func (e *env) check(c *ucli.Context) error {
 	o := supervisor.CheckOptions{Target: absTarget(c.Args().First()), Repair: c.Bool("repair"),
 		KeyFile: c.String("key-file")}
 	var err error
+	if o.Header, err = headerPath(c); err != nil {
+		return err
+	}
 	if o.MemoryMiB, err = vmMemory(c); err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ func mountFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.StringSliceFlag{Name: "options", Aliases: []string{"o"}, Usage: "guest mount options, comma-separated: ro, noatime, subvol=...", Category: "mount"},
 		&ucli.StringFlag{Name: "key-file", Usage: "unlock with the contents of `FILE` instead of a passphrase", Category: "mount"},
+		headerFlag(),
 		&ucli.BoolFlag{Name: "discard", Usage: "pass TRIM through to the drive so `luksmount trim` can shrink an image (reveals which blocks are free: see README)", Category: "mount"},
 		&ucli.StringFlag{Name: "volume", Usage: "the filesystem to mount when the drive holds several: `NAME` as vg/lv, p2, md/name or a label (see `luksmount list`)", Category: "mount"},
 		&ucli.BoolFlag{Name: "allow-degraded", Usage: "assemble a RAID array that is missing members read-write (default: read-only)", Category: "mount"},
@@ -51,6 +52,7 @@ func (e *env) mountCommand() *ucli.Command {
 // mountOptions validates the command line into supervisor options.
 func mountOptions(c *ucli.Context) (supervisor.Options, error) {
 	var o supervisor.Options
+	var err error
 	switch c.NArg() {
 	case 0:
 		return o, usagef("no target given: luksmount [options] TARGET [MOUNTPOINT] (`luksmount list` shows drives)")
@@ -71,6 +73,9 @@ func mountOptions(c *ucli.Context) (supervisor.Options, error) {
 			o.KeyFile = abs
 		}
 	}
+	if o.Header, err = headerPath(c); err != nil {
+		return o, err
+	}
 	o.NoMount = c.Bool("no-mount")
 	o.Discard = c.Bool("discard")
 	o.Volume, o.AllowDegraded = c.String("volume"), c.Bool("allow-degraded")
@@ -81,7 +86,6 @@ func mountOptions(c *ucli.Context) (supervisor.Options, error) {
 	if o.NoMount && o.Mountpoint != "" {
 		return o, usagef("--no-mount and a MOUNTPOINT contradict each other: give one")
 	}
-	var err error
 	if o.MemoryMiB, err = vmMemory(c); err != nil {
 		return o, err
 	}

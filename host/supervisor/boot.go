@@ -57,6 +57,7 @@ func bootVM(ctx context.Context, spec BootSpec) (Machine, error) {
 	}
 	vs.DiskFiles, vs.RunAs = vm.Unprivileged(runtime.GOOS, os.Geteuid(), invoking, dev.File, !dev.IsImage)
 	addMembers(&vs, spec, invoking)
+	addHeader(&vs, spec, invoking) // last: it never shifts the drives' guest names
 	v, err := vm.Start(ctx, vs)
 	if err != nil {
 		return nil, err

@@ -12,7 +12,6 @@ import (
 	"github.com/luksmount/luksmount/host/session"
 	"github.com/luksmount/luksmount/host/timelog"
 	"github.com/luksmount/luksmount/pkg/control"
-	"github.com/luksmount/luksmount/pkg/luksheader"
 	"github.com/luksmount/luksmount/pkg/version"
 )
 
@@ -21,6 +20,7 @@ type CheckOptions struct {
 	Target    string
 	Repair    bool // after a read-only check that finds problems, ask, then let the tool fix them
 	KeyFile   string
+	Header    string // a detached LUKS header file (--header; header.go)
 	MemoryMiB int
 	CPUs      int
 	Accel     string
@@ -63,16 +63,17 @@ func Check(ctx context.Context, o CheckOptions, deps Deps, ui CheckUI) (res *Che
 			return nil, err
 		}
 	}
-	id, err := luksheader.Identify(dev.ReaderAt())
+	// The steps every VM of the supervisor goes through (vmsteps.go): log, size, boot and Hello,
+	// and a deferred power-off that sees the error the check ends with.
+	s := &sup{opts: Options{Accel: o.Accel, Header: o.Header}, deps: deps, ui: ui, dev: dev, log: timelog.New(discard{})}
+	defer func() { s.header.Close() }()
+	id, err := s.identity() // the drive's header, or the --header file's
 	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %w", dev.Path, err)
+		return nil, err
 	}
 	if id.Err != nil {
 		return nil, fmt.Errorf("%s: %w", dev.Path, id.Err)
 	}
-	// The steps every VM of the supervisor goes through (vmsteps.go): log, size, boot and Hello,
-	// and a deferred power-off that sees the error the check ends with.
-	s := &sup{opts: Options{Accel: o.Accel}, deps: deps, ui: ui, dev: dev, log: timelog.New(discard{})}
 	logPath := ""
 	if deps.LogPath != nil {
 		logPath = deps.LogPath(session.ID(dev.Path))
@@ -118,7 +119,7 @@ func Check(ctx context.Context, o CheckOptions, deps Deps, ui CheckUI) (res *Che
 		if note := kdfNote(id.LUKS); note != "" {
 			ui.Progress("unlocking: " + note)
 		}
-		if err := checkUnlock(ctx, m, log, ui, dev.Path, !o.Repair, keyFile); err != nil {
+		if err := checkUnlock(ctx, m, log, ui, dev.Path, control.UnlockRequest{ReadOnly: !o.Repair, Header: s.header != nil}, keyFile); err != nil {
 			return nil, err
 		}
 	}
@@ -185,7 +186,8 @@ func (s *sup) checkPasses(ctx context.Context, o CheckOptions, ui CheckUI) (res 
 var checkTimeout = 24 * time.Hour
 
 // checkUnlock opens the mapping for a check (three passphrase tries, or the key file).
-func checkUnlock(ctx context.Context, m Machine, log *timelog.Log, ui CheckUI, path string, ro bool, keyFile []byte) error {
+func checkUnlock(ctx context.Context, m Machine, log *timelog.Log, ui CheckUI, path string, req control.UnlockRequest, keyFile []byte) error {
+	ro := req.ReadOnly
 	for attempt := 1; ; attempt++ {
 		secret, isKeyFile := keyFile, keyFile != nil
 		if !isKeyFile {
@@ -207,7 +209,8 @@ func checkUnlock(ctx context.Context, m Machine, log *timelog.Log, ui CheckUI, p
 		}
 		t := log.Start("unlock")
 		uctx, cancel := context.WithTimeout(ctx, unlockTimeout)
-		_, err := m.Control().Unlock(uctx, control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile}, secret)
+		req.KeyFile = isKeyFile
+		_, err := m.Control().Unlock(uctx, req, secret)
 		cancel()
 		if !isKeyFile {
 			passphrase.Wipe(secret)

@@ -32,6 +32,7 @@ type BootSpec struct {
 	Accel      string             // "", auto, hvf, kvm, tcg
 	Discard    bool               // pass TRIM through to the drive (--discard)
 	Members    []*blockdev.Device // further devices of a multi-device target, after Device
+	Header     *blockdev.Device   // a detached LUKS header file: read-only, after every other disk
 	SessionDir string             // 0700: the VM's sockets go here
 	ConsoleLog string             // where the guest console is kept (next to the session log)
 	OnEvent    func(control.Event)

@@ -64,6 +64,8 @@ func (s *sup) resize(ctx context.Context, m Machine, size int64) (string, error)
 		return "", control.Errorf(control.CodeInvalidArgument, "%s is a disk, not an image file: luksmount grows image files only; grow the partition with your partitioning tool", p)
 	case s.opts.ReadOnly():
 		return "", control.Errorf(control.CodeInvalidArgument, "%s is mounted read-only: mount it read-write to resize it", p)
+	case s.header != nil:
+		return "", errDetachedResize(p) // header.go
 	}
 	fi, err := os.Stat(p)
 	if err != nil {

@@ -67,9 +67,8 @@ func (s *sup) identify() (vmSize, error) {
 	dev := s.dev
 	t := s.log.Start("read header")
 	var err error
-	s.id, err = luksheader.Identify(dev.ReaderAt())
-	if err != nil {
-		return vmSize{}, t.Done(fmt.Errorf("cannot read %s: %w", dev.Path, err), "")
+	if s.id, err = s.identity(); err != nil { // the target's header, or the --header file's (header.go)
+		return vmSize{}, t.Done(err, "")
 	}
 	if s.id.Err != nil {
 		return vmSize{}, t.Done(fmt.Errorf("%s: %w", dev.Path, s.id.Err), "")
@@ -86,7 +85,7 @@ func (s *sup) identify() (vmSize, error) {
 		return vmSize{}, t.Done(control.Errorf(control.CodeInvalidArgument, "%s holds %s, not a VeraCrypt or TrueCrypt volume: drop --veracrypt/--truecrypt", dev.Path, s.id.Kind), "")
 	}
 	if s.id.Kind == luksheader.KindUnknown && s.stack == nil && s.opts.Crypt.Type == "" && fssniff.Type(dev.ReaderAt()) == "" {
-		return vmSize{}, t.Done(control.Errorf(control.CodeUnsupportedFS, "%s holds neither a LUKS header nor a filesystem luksmount mounts (ext2/3/4, btrfs, xfs, exFAT, FAT, NTFS); nothing was changed (see `luksmount list` for the drives luksmount can open)", dev.Path), "")
+		return vmSize{}, t.Done(control.Errorf(control.CodeUnsupportedFS, "%s holds neither a LUKS header nor a filesystem luksmount mounts (ext2/3/4, btrfs, xfs, exFAT, FAT, NTFS); nothing was changed (see `luksmount list` for the drives luksmount can open; a drive whose LUKS header is in a separate file needs --header FILE)", dev.Path), "")
 	}
 	encrypted := s.encrypted()
 	kdfMiB, lanes := s.kdfNeeds()

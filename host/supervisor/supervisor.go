@@ -59,6 +59,8 @@ type Options struct {
 	AllowDegraded bool   `json:"allow_degraded,omitempty"`
 	// Crypt is BitLocker (detected) or VeraCrypt/TrueCrypt (asked for) instead of LUKS.
 	Crypt control.Crypt `json:"crypt,omitempty"`
+	// Header is a detached LUKS header file (--header): Target then holds only the data.
+	Header string `json:"header,omitempty"`
 
 	// The invoking user (behind sudo): NFS client identity and owner of the mount point and log.
 	UID  int  `json:"uid"`
@@ -117,6 +119,7 @@ type sup struct {
 	log  *timelog.Log
 
 	dev     *blockdev.Device
+	header  *blockdev.Device // the --header file, read-only (header.go)
 	id      *luksheader.Identity
 	sess    *session.Session
 	vm      Machine
@@ -228,6 +231,7 @@ func (s *sup) finish(err error) {
 	if s.dev != nil {
 		s.dev.Close()
 	}
+	s.header.Close()
 	s.closeMembers()
 	if s.answer != nil {
 		s.answer(err)
@@ -256,7 +260,7 @@ func (s *sup) unlock(ctx context.Context, first, keyFile []byte, mem int, kdfMiB
 			t.Done(err, "attempt %d", attempt)
 			return err
 		}
-		req := control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile, AllowDiscards: s.opts.Discard, Stack: s.stackRequest(), Crypt: crypt, Partial: s.stack != nil}
+		req := control.UnlockRequest{ReadOnly: ro, KeyFile: isKeyFile, AllowDiscards: s.opts.Discard, Stack: s.stackRequest(), Crypt: crypt, Partial: s.stack != nil, Header: s.header != nil}
 		r, err := s.vm.Control().Unlock(uctx, req, sent)
 		cancel()
 		if !isKeyFile {

@@ -58,7 +58,7 @@ func (s *sup) openLog(path string, uid, gid int) bool {
 // bootSpec is the VM for s.dev at size, with its sockets in dir and its console next to logPath.
 func (s *sup) bootSpec(size vmSize, dir, logPath string) BootSpec {
 	return BootSpec{
-		Device: s.dev, MemoryMiB: size.MemoryMiB, CPUs: size.CPUs, Accel: s.opts.Accel, Discard: s.opts.Discard, Members: s.members(),
+		Device: s.dev, MemoryMiB: size.MemoryMiB, CPUs: size.CPUs, Accel: s.opts.Accel, Discard: s.opts.Discard, Members: s.members(), Header: s.header,
 		SessionDir: dir, OnEvent: s.onEvent, OnQMPEvent: s.onQMPEvent, ConsoleLog: consoleLogFor(logPath),
 		Logf: func(format string, args ...any) { s.log.Note(timelog.Host, format, args...) },
 	}

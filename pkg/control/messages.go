@@ -89,6 +89,9 @@ type UnlockRequest struct {
 	// (nothing is assembled yet); Continue opens them with another secret after a Partial reply.
 	Partial  bool `json:"partial,omitempty"`
 	Continue bool `json:"continue,omitempty"`
+	// Header: the LUKS header is detached, on the read-only disk whose serial is HeaderSerial
+	// (header.go); Device (or the first disk) holds only the encrypted data.
+	Header bool `json:"header,omitempty"`
 }
 
 // UnlockReply names the opened mapping.

@@ -81,6 +81,7 @@ type luks2Segment struct {
 	Offset     string `json:"offset"`
 	Encryption string `json:"encryption"`
 	SectorSize int    `json:"sector_size"`
+	Size       string `json:"size"` // bytes, or "dynamic": to the end of the device
 }
 
 // parseLUKS2 reads both header copies and returns the newest valid one.
@@ -290,6 +291,9 @@ func (c *luks2Copy) header(fromSecondary bool, primaryErr error) (*Header, error
 			return nil, corrupt("segment %d has invalid sector size %d", id, s.SectorSize)
 		}
 		h.Cipher, h.PayloadOffset, h.SectorSize = s.Encryption, off, s.SectorSize
+		if n, err := strconv.ParseInt(s.Size, 10, 64); err == nil && n > 0 {
+			h.DataSize = n
+		}
 		break
 	}
 	return h, nil

@@ -74,6 +74,7 @@ type Header struct {
 	KeySize       int    // volume key size in bytes
 	SectorSize    int    // encryption sector size in bytes (LUKS1: 512)
 	PayloadOffset int64  // bytes from the start of the device to the encrypted data
+	DataSize      int64  // LUKS2: the data segment's fixed size in bytes (0 = to the device's end)
 	HeaderSize    int64  // LUKS2: size of one header copy (binary + JSON); LUKS1: 592
 	Keyslots      []Keyslot
 	// DigestHashes are the LUKS2 digests' hashes; LUKS1's one hash is HashSpec.

@@ -376,3 +376,31 @@ func FuzzLUKS2Metadata(f *testing.F) {
 		}
 	})
 }
+
+// Headers made with `luksFormat --header`: the data starts at offset 0 of the data device, and
+// a LUKS2 segment to the device's end has no fixed size.
+func TestDetachedFixtures(t *testing.T) {
+	for _, tc := range []struct {
+		file    string
+		version int
+		uuid    string
+	}{
+		{"luks2-detached.bin", 2, "66666666-6666-4666-8666-666666666666"},
+		{"luks1-detached.bin", 1, "77777777-7777-4777-8777-777777777777"},
+	} {
+		h, err := Parse(bytes.NewReader(fixture(t, tc.file)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		if h.Version != tc.version || h.UUID != tc.uuid || h.PayloadOffset != 0 || h.DataSize != 0 || h.Cipher == "" {
+			t.Fatalf("%s: %+v", tc.file, h)
+		}
+	}
+	// A fixed-size segment.
+	js := fixture(t, "luks2-argon2id.bin")[4096:16384]
+	js = bytes.Replace(js[:bytes.IndexByte(js, 0)], []byte(`"size":"dynamic"`), []byte(`"size":"1048576"`), 1)
+	h, err := Parse(bytes.NewReader(withJSON(t, js)))
+	if err != nil || h.DataSize != 1<<20 {
+		t.Fatalf("fixed segment: %+v, %v", h, err)
+	}
+}

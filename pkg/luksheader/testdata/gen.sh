@@ -44,3 +44,11 @@ head -c 4096 "$tmp/ext4.img" >ext4.bin
 truncate -s 4M "$tmp/ext2.img"
 mke2fs -q -t ext2 -L old "$tmp/ext2.img"
 head -c 4096 "$tmp/ext2.img" >ext2.bin
+
+# Detached headers (luksFormat --header): the data starts at offset 0 of another device.
+truncate -s 20M "$tmp/data.img"
+printf '%s' luksmount-test | cryptsetup luksFormat -q --key-file=- --uuid 66666666-6666-4666-8666-666666666666 --type luks2 --pbkdf argon2id --pbkdf-memory 32768 --pbkdf-force-iterations 4 --pbkdf-parallel 1 --header "$tmp/h2.img" "$tmp/data.img"
+head -c 32768 "$tmp/h2.img" >luks2-detached.bin
+printf '%s' luksmount-test | cryptsetup luksFormat -q --key-file=- --uuid 77777777-7777-4777-8777-777777777777 --type luks1 --pbkdf-force-iterations 1000 --header "$tmp/h1.img" "$tmp/data.img"
+head -c 4096 "$tmp/h1.img" >luks1-detached.bin
+truncate -s 32768 luks1-detached.bin
