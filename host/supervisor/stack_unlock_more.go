@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/luksmount/luksmount/host/passphrase"
 	"github.com/luksmount/luksmount/pkg/control"
@@ -61,25 +60,16 @@ func (s *sup) unlockLocked(ctx context.Context, req control.UnlockRequest, locke
 	return nil
 }
 
-// guestDevName is the user's name for a guest device: the disks are the target's devices in
-// order (/dev/vda is the first), and a trailing number is a partition.
+// guestDevName is the user's name for a guest device (guestDisks' order): the target's device
+// for a disk, "partition N of" it for a partition, the guest's name for anything else.
 func (s *sup) guestDevName(dev string) string {
-	rest, ok := strings.CutPrefix(dev, "/dev/vd")
-	if !ok || rest == "" || rest[0] < 'a' || rest[0] > 'z' {
+	i, part, ok := guestDiskIndex(dev)
+	disks := guestDisks(s.dev, s.members())
+	if !ok || i >= len(disks) {
 		return dev
 	}
-	i := int(rest[0] - 'a')
-	name := ""
-	switch {
-	case i == 0:
-		name = s.dev.Path
-	case s.stack != nil && i-1 < len(s.stack.members):
-		name = s.stack.members[i-1].Path
-	default:
-		return dev
+	if part != "" {
+		return fmt.Sprintf("partition %s of %s", part, disks[i].Path)
 	}
-	if part := rest[1:]; part != "" {
-		return fmt.Sprintf("partition %s of %s", part, name)
-	}
-	return name
+	return disks[i].Path
 }
