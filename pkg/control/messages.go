@@ -89,6 +89,9 @@ type UnlockRequest struct {
 	// (nothing is assembled yet); Continue opens them with another secret after a Partial reply.
 	Partial  bool `json:"partial,omitempty"`
 	Continue bool `json:"continue,omitempty"`
+	// Skip: with Continue, the guest devices the user left locked (Return at their prompt): the
+	// secret is not tried on them and they are not named in Locked again.
+	Skip []string `json:"skip,omitempty"`
 }
 
 // UnlockReply names the opened mapping.
