@@ -199,6 +199,9 @@ func TestSkippingOneOfSeveralLockedMembers(t *testing.T) {
 	if tries("/dev/vdb") != 1 || f.openDev["/dev/vdb"] {
 		t.Fatalf("a skipped member was tried (%d tries) or opened", tries("/dev/vdb"))
 	}
+	all := control.UnlockRequest{Partial: true, Continue: true, Skip: []string{"/dev/vdb", "/dev/vdc"}}
+	_, err = c.Unlock(ctx, all, []byte("pc"))
+	wantCode(t, err, control.CodeInvalidArgument, "a passphrase with every locked member skipped")
 	if r, err = c.Unlock(ctx, skip, []byte("pc")); err != nil || len(r.Locked) != 0 {
 		t.Fatalf("the third member after skipping the second: %+v, %v", r, err)
 	}
