@@ -70,8 +70,9 @@ type Exec struct {
 	}
 	// Debugf, if set, receives each command line and its result (never stdin).
 	Debugf func(format string, args ...any)
-	// Started, if set, is called with each process's pid once it runs and before its stdin is
-	// written, so a test can read what /proc shows of it while it waits for input.
+	// Started, if set, is called with each process's pid once it is started (execve has begun:
+	// its /proc argv shows a moment later) and before its stdin is written, so a test can read
+	// what /proc shows of it while it waits for input.
 	Started func(pid int)
 }
 

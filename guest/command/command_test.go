@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestExecFeedsStdinWithoutNewline(t *testing.T) {
@@ -58,11 +59,15 @@ func TestStringRedactsMarkedArguments(t *testing.T) {
 func TestExecStartedBeforeStdin(t *testing.T) {
 	var cmdline []byte
 	e := &Exec{Started: func(pid int) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil {
-			t.Errorf("reading the child's cmdline: %v", err)
+		// execve has begun when Start returns; its new argv shows a moment later.
+		for end := time.Now().Add(5 * time.Second); len(cmdline) == 0 && time.Now().Before(end); time.Sleep(time.Millisecond) {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if err != nil {
+				t.Errorf("reading the child's cmdline: %v", err)
+				return
+			}
+			cmdline = b
 		}
-		cmdline = b
 	}}
 	r, err := e.Run(context.Background(), Cmd{Name: "sh", Args: []string{"-c", "read x; echo got $x", "sh-arg"}, Stdin: []byte("line\n")})
 	if err != nil || strings.TrimSpace(r.Stdout) != "got line" {

@@ -142,7 +142,8 @@ func TcryptStdin(c control.Crypt, secret []byte) ([]byte, error) {
 		}
 		pim, secret = secret[:nl], secret[nl+1:]
 	} else if c.PIM > 0 {
-		pim = strconv.AppendInt(nil, int64(c.PIM), 10) // a message field: not secret to us
+		pim = strconv.AppendInt(nil, int64(c.PIM), 10) // from the message body (no host sends it)
+		defer clear(pim)
 	}
 	pass, keyFile := secret, []byte(nil)
 	if c.KeyFileSize > 0 {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/luksmount/luksmount/guest/command"
 	"github.com/luksmount/luksmount/pkg/control"
@@ -41,8 +42,14 @@ func TestRealCryptsetupTakesThePIMOnStdin(t *testing.T) {
 	}
 	r := &testPassphrase{}
 	r.exec = &command.Exec{Started: func(pid int) {
+		// Start returns once execve has begun: the new argv may take a moment to show (the
+		// process then waits for stdin, which is written after Started returns).
 		for _, f := range []string{"cmdline", "environ"} {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+			var b []byte
+			var err error
+			for end := time.Now().Add(5 * time.Second); len(b) == 0 && time.Now().Before(end); time.Sleep(time.Millisecond) {
+				b, err = os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+			}
 			if err != nil {
 				t.Errorf("cannot read /proc/%d/%s: %v", pid, f, err)
 			}

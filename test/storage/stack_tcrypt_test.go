@@ -138,7 +138,7 @@ func TestStackVeraCrypt(t *testing.T) {
 func guestTcryptArgv(t *testing.T, e *stEnv, want int) {
 	t.Helper()
 	logs, _ := filepath.Glob(filepath.Join(e.log, "*.console.log"))
-	n := 0
+	n, bad := 0, 0
 	for _, l := range logs {
 		b, err := os.ReadFile(l)
 		if err != nil {
@@ -150,6 +150,7 @@ func guestTcryptArgv(t *testing.T, e *stEnv, want int) {
 			}
 			n++
 			if !strings.Contains(line, " --veracrypt-query-pim") || strings.Contains(line, "(hidden)") || strings.Contains(line, "veracrypt-pim=") {
+				bad++
 				t.Errorf("the guest ran cryptsetup with the PIM in argv (or hid an argument): %s", line)
 			}
 		}
@@ -157,7 +158,9 @@ func guestTcryptArgv(t *testing.T, e *stEnv, want int) {
 	if n < want {
 		t.Fatalf("found %d tcrypt opens in the guest's command log (%v), want %d: is luksmount.debug on?", n, logs, want)
 	}
-	t.Logf("%d tcrypt opens in the guest, none with the PIM in argv", n)
+	if bad == 0 {
+		t.Logf("%d tcrypt opens in the guest, none with the PIM in argv", n)
+	}
 }
 
 // checkNoSecrets looks for the passwords anywhere in every process's argv and environment and in
