@@ -146,7 +146,7 @@ dist_check() {
 	rm -rf build/dist-b
 }
 
-images_cmd() { # images [--variant V] [--init PATH] ARCH...: build/<arch>/{vmlinuz,initramfs.cpio.gz,SHA256SUMS}
+images_cmd() { # images [--variant V] [--init PATH] ARCH...: build/<arch>/{vmlinuz,initramfs.cpio.lz4,SHA256SUMS}
 	VERSION=$VERSION timed "images $*" "$ROOT/initramfs/build-images.sh" "$@"
 }
 

@@ -6,6 +6,7 @@ require (
 	github.com/containers/gvisor-tap-vsock v0.8.9
 	github.com/go-git/go-billy/v5 v5.9.2
 	github.com/mdlayher/vsock v1.4.0
+	github.com/pierrec/lz4/v4 v4.1.14
 	github.com/sirupsen/logrus v1.9.4
 	github.com/urfave/cli/v2 v2.27.7
 	github.com/vishvananda/netlink v1.3.1
@@ -31,7 +32,6 @@ require (
 	github.com/insomniacslk/dhcp v0.0.0-20240710054256-ddd8a41251c9 // indirect
 	github.com/mdlayher/socket v0.8.0 // indirect
 	github.com/miekg/dns v1.1.72 // indirect
-	github.com/pierrec/lz4/v4 v4.1.14 // indirect
 	github.com/rasky/go-xdr v0.0.0-20170124162913-1a41d1a06c93 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
 	github.com/u-root/uio v0.0.0-20240224005618-d2acac8f3701 // indirect

@@ -70,7 +70,7 @@ for arch in "${arches[@]}"; do
 			printf '==> %s/%s: reproducible: two builds are bit-identical\n' "$arch" "$variant" >&2
 		else
 			printf '==> %s/%s: NOT reproducible: two builds differ (sha256 of first and second build above):\n' "$arch" "$variant" >&2
-			for f in "$tmp/$arch"/*.cpio.gz; do
+			for f in "$tmp/$arch"/*.cpio.lz4; do
 				"$mkimage" diff "build/$arch/${f##*/}" "$f" | sed 's/^/    /' >&2 || true
 			done
 			echo "    (the agent is built from the working tree: edits to it between the two builds also show here)" >&2

@@ -1,6 +1,6 @@
 // Package initramfs builds the luksmount guest images: for one architecture and variant it
 // takes pinned Debian packages (kernel, userspace), resolves kernel modules and shared libraries,
-// adds the init binary and writes a reproducible gzip-compressed newc initramfs plus the kernel.
+// adds the init binary and writes a reproducible LZ4-compressed newc initramfs plus the kernel.
 //
 // Image contract with the agent (PID 1):
 //   - /etc/luksmount/modules: absolute module paths, one per line, dependencies first.
@@ -169,11 +169,11 @@ func Build(o Options) (*Result, error) {
 	if err := t.WriteCpio(&raw, o.Mtime); err != nil {
 		return nil, err
 	}
-	var gz bytes.Buffer
-	if err := Gzip(&gz, raw.Bytes()); err != nil {
+	var comp bytes.Buffer
+	if err := LZ4(&comp, raw.Bytes()); err != nil {
 		return nil, err
 	}
-	res.RawSize, res.Size, res.Files = int64(raw.Len()), int64(gz.Len()), len(t.entries)
+	res.RawSize, res.Size, res.Files = int64(raw.Len()), int64(comp.Len()), len(t.entries)
 	if res.Size >= MaxImageSize {
 		return nil, fmt.Errorf("%s/%s image is %.1f MiB compressed, over the %d MiB budget: drop modules or binaries from the variant", o.Arch, o.Variant.Name, float64(res.Size)/(1<<20), MaxImageSize>>20)
 	}
@@ -181,7 +181,7 @@ func Build(o Options) (*Result, error) {
 		return nil, fmt.Errorf("cannot create %s: %w", o.OutDir, err)
 	}
 	res.Image = filepath.Join(o.OutDir, o.Variant.Output)
-	if err := writeFile(res.Image, gz.Bytes()); err != nil {
+	if err := writeFile(res.Image, comp.Bytes()); err != nil {
 		return nil, err
 	}
 	kimg, err := os.ReadFile(filepath.Join(kdir, "boot", "vmlinuz-"+kver))
@@ -192,11 +192,11 @@ func Build(o Options) (*Result, error) {
 	if err := writeFile(res.Vmlinuz, kimg); err != nil {
 		return nil, err
 	}
-	res.ImageSHA, res.KernelSHA = sha(gz.Bytes()), sha(kimg)
+	res.ImageSHA, res.KernelSHA = sha(comp.Bytes()), sha(kimg)
 	if err := writeSums(o.OutDir); err != nil {
 		return nil, err
 	}
-	logf("wrote %s: %d files, %.2f MiB raw, %.2f MiB gzip (%s)", res.Image, res.Files, float64(res.RawSize)/(1<<20), float64(res.Size)/(1<<20), since(t0))
+	logf("wrote %s: %d files, %.2f MiB raw, %.2f MiB lz4 (%s)", res.Image, res.Files, float64(res.RawSize)/(1<<20), float64(res.Size)/(1<<20), since(t0))
 	res.Duration = time.Since(start)
 	return res, nil
 }
@@ -385,7 +385,7 @@ func writeFile(name string, data []byte) error {
 
 // writeSums writes SHA256SUMS (sha256sum -c format) for the kernel and every image in dir.
 func writeSums(dir string) error {
-	names, err := filepath.Glob(filepath.Join(dir, "*.cpio.gz"))
+	names, err := filepath.Glob(filepath.Join(dir, "*.cpio.lz4"))
 	if err != nil {
 		return err
 	}

@@ -4,12 +4,10 @@ package initramfs
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,7 +107,7 @@ func TestBuildFixture(t *testing.T) {
 		{Arch: "amd64", Name: "tool", DebArch: "amd64", Version: "1.0", SHA256: usum, Variants: []string{"t"}},
 	}}
 	apt := debApt{debs: map[string]string{lock.Pins[0].Spec(): kdeb, lock.Pins[1].Spec(): udeb}}
-	v := Variant{Name: "t", Output: "t.cpio.gz", Kernel: "cloud", Modules: []string{"virtio_blk", "ext4"},
+	v := Variant{Name: "t", Output: "t.cpio.lz4", Kernel: "cloud", Modules: []string{"virtio_blk", "ext4"},
 		Binaries: []string{"/bin/true"}, Files: []string{"/etc/tool.conf"}, Symlinks: map[string]string{"/bin/yes": "true"}}
 	initBin := filepath.Join(dir, "init")
 	os.WriteFile(initBin, []byte("\x7fELF fake init"), 0o755)
@@ -131,7 +129,7 @@ func TestBuildFixture(t *testing.T) {
 		t.Errorf("Builtin = %v; want [ext4]", r1.Builtin)
 	}
 	sums, _ := os.ReadFile(filepath.Join(dir, "out1", "SHA256SUMS"))
-	if !strings.Contains(string(sums), r1.ImageSHA+"  t.cpio.gz\n") || !strings.Contains(string(sums), "  vmlinuz\n") {
+	if !strings.Contains(string(sums), r1.ImageSHA+"  t.cpio.lz4\n") || !strings.Contains(string(sums), "  vmlinuz\n") {
 		t.Errorf("SHA256SUMS:\n%s", sums)
 	}
 	if k, _ := os.ReadFile(filepath.Join(dir, "out1", "vmlinuz")); string(k) != "fake kernel" {
@@ -139,21 +137,9 @@ func TestBuildFixture(t *testing.T) {
 	}
 
 	img, _ := os.ReadFile(r1.Image)
-	zr, err := gzip.NewReader(bytes.NewReader(img))
+	got, err := ReadImage(bytes.NewReader(img))
 	if err != nil {
 		t.Fatal(err)
-	}
-	cr := cpio.NewReader(zr)
-	got := map[string]cpio.Record{}
-	for {
-		rec, err := cr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[rec.Name] = rec
 	}
 	// Each module after its dependencies, which its line names (the agent loads in parallel).
 	km := "/lib/modules/" + kver + "/kernel/drivers/"

@@ -22,7 +22,7 @@ const DefaultLock = "initramfs/packages.lock"
 const usage = `usage:
   luksmount-mkimage build -arch amd64|arm64 -init PATH [-variant agent] [-out build/ARCH] [-lock FILE] [-cache .cache]
   luksmount-mkimage lock [-arch amd64,arm64] [-lock FILE]
-  luksmount-mkimage diff A.cpio.gz B.cpio.gz   (which entries differ; exit 1 if any)
+  luksmount-mkimage diff A.cpio.lz4 B.cpio.lz4   (which entries differ; exit 1 if any)
 variants: `
 
 // Run is the luksmount-mkimage command line.

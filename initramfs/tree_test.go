@@ -2,12 +2,13 @@ package initramfs
 
 import (
 	"bytes"
-	"compress/gzip"
 	"io"
+	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/luksmount/luksmount/initramfs/cpio"
+	"github.com/pierrec/lz4/v4"
 )
 
 func TestTree(t *testing.T) {
@@ -54,28 +55,35 @@ func TestTree(t *testing.T) {
 	}
 }
 
-func TestGzipDeterministic(t *testing.T) {
-	data := bytes.Repeat([]byte("luksmount initramfs "), 10000)
+func TestLZ4Deterministic(t *testing.T) {
+	// Over one 8 MiB legacy block, so the block framing is exercised.
+	data := bytes.Repeat([]byte("luksmount initramfs "), 500000)
 	var a, b bytes.Buffer
-	if err := Gzip(&a, data); err != nil {
+	if err := LZ4(&a, data); err != nil {
 		t.Fatal(err)
 	}
-	if err := Gzip(&b, data); err != nil {
+	if err := LZ4(&b, data); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Fatal("two compressions differ")
 	}
-	h := a.Bytes()[:10]
-	// RFC 1952: flags (no FNAME/FCOMMENT/FEXTRA), MTIME zero, OS fixed.
-	if h[3] != 0 || !bytes.Equal(h[4:8], []byte{0, 0, 0, 0}) || h[9] != 255 {
-		t.Errorf("gzip header % x leaks a name, mtime or OS", h)
+	// Legacy frame (the kernel takes no other LZ4 framing): magic, then per block a
+	// little-endian compressed size, each block at most 8 MiB uncompressed.
+	h := a.Bytes()
+	if !bytes.Equal(h[:4], []byte{0x02, 0x21, 0x4c, 0x18}) {
+		t.Fatalf("stream starts % x; want the LZ4 legacy magic", h[:4])
 	}
-	zr, err := gzip.NewReader(&a)
-	if err != nil {
-		t.Fatal(err)
+	// An independent decoder, as a user's lz4(1) would check it.
+	if _, err := exec.LookPath("lz4"); err == nil {
+		cmd := exec.Command("lz4", "-dc")
+		cmd.Stdin = bytes.NewReader(a.Bytes())
+		out, err := cmd.Output()
+		if err != nil || !bytes.Equal(out, data) {
+			t.Errorf("lz4 -d gave %d bytes, err %v; want the input back", len(out), err)
+		}
 	}
-	out, err := io.ReadAll(zr)
+	out, err := io.ReadAll(lz4.NewReader(&a))
 	if err != nil || !bytes.Equal(out, data) {
 		t.Errorf("decompressed %d bytes, err %v; want the input back", len(out), err)
 	}
@@ -98,7 +106,7 @@ func TestUsrCounterpart(t *testing.T) {
 func TestVariants(t *testing.T) {
 	outputs := map[string]bool{}
 	for name, v := range Variants {
-		if v.Name != name || !strings.HasSuffix(v.Output, ".cpio.gz") || outputs[v.Output] {
+		if v.Name != name || !strings.HasSuffix(v.Output, ".cpio.lz4") || outputs[v.Output] {
 			t.Errorf("variant %s: bad name or output %q", name, v.Output)
 		}
 		outputs[v.Output] = true
@@ -115,8 +123,8 @@ func TestVariants(t *testing.T) {
 			}
 		}
 	}
-	if Variants["agent"].Output != "initramfs.cpio.gz" {
-		t.Error("the agent image must be build/<arch>/initramfs.cpio.gz")
+	if Variants["agent"].Output != "initramfs.cpio.lz4" {
+		t.Error("the agent image must be build/<arch>/initramfs.cpio.lz4")
 	}
 }
 
@@ -145,7 +153,7 @@ func TestDiffImages(t *testing.T) {
 		if err := tr.WriteCpio(&raw, 0); err != nil {
 			t.Fatal(err)
 		}
-		Gzip(&gz, raw.Bytes())
+		LZ4(&gz, raw.Bytes())
 		m, err := ReadImage(&gz)
 		if err != nil {
 			t.Fatal(err)

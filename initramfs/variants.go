@@ -80,7 +80,7 @@ func onDemand(tables ...map[string][]string) map[string][]string {
 var Variants = map[string]Variant{
 	"agent": {
 		Name:   "agent",
-		Output: "initramfs.cpio.gz",
+		Output: "initramfs.cpio.lz4",
 		Kernel: "cloud",
 		Modules: append(append([]string{}, virtioModules...),
 			"vsock", "vmw_vsock_virtio_transport",
@@ -109,7 +109,7 @@ var Variants = map[string]Variant{
 	},
 	"nfsclient": {
 		Name:   "nfsclient",
-		Output: "initramfs-nfsclient.cpio.gz",
+		Output: "initramfs-nfsclient.cpio.lz4",
 		Kernel: "cloud",
 		Modules: append(append([]string{}, virtioModules...),
 			"nfs", "nfsv3", "sunrpc", "lockd", "grace",
@@ -121,7 +121,7 @@ var Variants = map[string]Variant{
 	},
 	"nfsd": {
 		Name:   "nfsd",
-		Output: "initramfs-nfsd.cpio.gz",
+		Output: "initramfs-nfsd.cpio.lz4",
 		Kernel: "cloud",
 		Modules: append(append([]string{}, virtioModules...),
 			"nfsd", "sunrpc", "lockd", "grace", "dm-mod", "dm-crypt", "xts", "af_alg", "algif_skcipher", "algif_hash",

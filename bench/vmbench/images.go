@@ -38,7 +38,7 @@ func (im Images) Sizes() map[string]int64 {
 func BuildImages(ctx context.Context, root, out, arch string, logf func(string, ...any)) (Images, error) {
 	im := Images{
 		Kernel: filepath.Join(root, "build", arch, "vmlinuz"),
-		Agent:  filepath.Join(root, "build", arch, "initramfs.cpio.gz"),
+		Agent:  filepath.Join(root, "build", arch, "initramfs.cpio.lz4"),
 	}
 	for _, p := range []string{im.Kernel, im.Agent} {
 		if _, err := os.Stat(p); err != nil {
@@ -80,8 +80,8 @@ func BuildImages(ctx context.Context, root, out, arch string, logf func(string, 
 		}
 		logf("built %s", strings.TrimSpace(lastLine(string(o))))
 	}
-	im.Client = filepath.Join(out, "nfsclient", "initramfs-nfsclient.cpio.gz")
-	im.NFSD = filepath.Join(out, "nfsd", "initramfs-nfsd.cpio.gz")
+	im.Client = filepath.Join(out, "nfsclient", "initramfs-nfsclient.cpio.lz4")
+	im.NFSD = filepath.Join(out, "nfsd", "initramfs-nfsd.cpio.lz4")
 	return im, nil
 }
 

@@ -2,7 +2,6 @@ package vmbench
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"github.com/luksmount/luksmount/bench/guestspec"
 	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/host/vnet"
+	"github.com/luksmount/luksmount/initramfs"
 	"github.com/luksmount/luksmount/initramfs/cpio"
 )
 
@@ -222,7 +222,7 @@ func (n *NFSD) Stop(ctx context.Context) (Lines, error) {
 	return lines, errors.Join(err, werr)
 }
 
-// appendFiles writes base followed by a gzip'd cpio holding files (the kernel unpacks
+// appendFiles writes base followed by an LZ4 cpio (see initramfs.NewLZ4Writer) holding files (the kernel unpacks
 // concatenated archives in order, later files winning).
 func appendFiles(out, base string, files map[string][]byte) error {
 	b, err := os.ReadFile(base)
@@ -231,7 +231,10 @@ func appendFiles(out, base string, files map[string][]byte) error {
 	}
 	var buf bytes.Buffer
 	buf.Write(b)
-	zw := gzip.NewWriter(&buf)
+	zw, err := initramfs.NewLZ4Writer(&buf)
+	if err != nil {
+		return err
+	}
 	w := cpio.NewWriter(zw)
 	names := make([]string, 0, len(files))
 	for name := range files {

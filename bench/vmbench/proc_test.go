@@ -4,11 +4,11 @@ package vmbench
 
 import (
 	"bytes"
-	"compress/gzip"
 	"io"
 	"strings"
 
 	"github.com/luksmount/luksmount/initramfs/cpio"
+	"github.com/pierrec/lz4/v4"
 	"os"
 	"testing"
 	"time"
@@ -40,10 +40,7 @@ func TestAppendFilesAddsParents(t *testing.T) {
 	if string(b[:4]) != "BASE" {
 		t.Fatalf("combined image does not start with the base: %q", b[:4])
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(b[4:]))
-	if err != nil {
-		t.Fatal(err)
-	}
+	zr := lz4.NewReader(bytes.NewReader(b[4:]))
 	r := cpio.NewReader(zr)
 	var names []string
 	for {

@@ -39,12 +39,15 @@ func checkCommand(fstype, dev string, repair bool) (command.Cmd, func(*progress,
 		if repair {
 			// ntfsfix does not repair: it resets the journal (losing what Windows had not
 			// written) and asks Windows to run chkdsk, so it is never run for the user.
-			return command.Cmd{}, nil, control.Errorf(control.CodeUnsupportedOp, "luksmount does not repair NTFS (ntfsfix only resets the journal, which can lose data, and leaves the repair to Windows); nothing was changed: repair it in Windows with `chkdsk /f X:`")
+			return command.Cmd{}, nil, control.Errorf(control.CodeUnsupportedOp, "%s", ntfsNoRepair)
 		}
 		return command.Cmd{Name: "ntfsfix", Args: []string{"-n", dev}}, parseRepairTool, nil
 	}
 	return command.Cmd{}, nil, control.Errorf(control.CodeUnsupportedFS, "cannot check %s: luksmount checks %s", fstype, supportedFS)
 }
+
+// ntfsNoRepair is why NTFS is never repaired here, and what to do instead.
+const ntfsNoRepair = "luksmount does not repair NTFS (ntfsfix only resets the journal, which can lose data, and leaves the repair to Windows); nothing was changed: repair it in Windows with `chkdsk /f X:`"
 
 // checkVerdict reads the tool's exit code: clean, repaired, or problems left.
 func checkVerdict(fstype string, repair bool, code int) (clean, repaired bool, err error) {
@@ -147,7 +150,11 @@ func (a *Agent) check(ctx context.Context, r *control.Request) (any, error) {
 		verdict = fmt.Sprintf("problems found (exit %d)", res.ExitCode)
 	}
 	a.tl.Step("check", start, "%s: %s", dev, verdict)
-	return control.CheckReply{Clean: clean, ExitCode: res.ExitCode, Output: out, FSType: in.Type, Tool: cmd.String(), Repaired: repaired}, nil
+	rep := control.CheckReply{Clean: clean, ExitCode: res.ExitCode, Output: out, FSType: in.Type, Tool: cmd.String(), Repaired: repaired}
+	if !clean && in.Type == "ntfs" {
+		rep.NoRepair = ntfsNoRepair
+	}
+	return rep, nil
 }
 
 // stripProgress drops e2fsck's redrawn progress bar (between \x01 and \x02) from its output.

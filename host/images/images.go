@@ -16,7 +16,7 @@ import (
 // File names inside an image directory (as `make images` writes them to build/<arch>/).
 const (
 	KernelName = "vmlinuz"
-	InitrdName = "initramfs.cpio.gz"
+	InitrdName = "initramfs.cpio.lz4"
 	SumsName   = "SHA256SUMS" // sha256sum format, written by the image builder
 )
 
@@ -36,7 +36,7 @@ type Images struct {
 	Dir    string // the directory both were found in
 	Source string // SourceInstalled, SourceCheckout or SourceGoTest
 	Kernel string // absolute path of vmlinuz
-	Initrd string // absolute path of initramfs.cpio.gz
+	Initrd string // absolute path of initramfs.cpio.lz4
 }
 
 // ErrNotFound is matched (errors.Is) by *NotFoundError.

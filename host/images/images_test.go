@@ -175,7 +175,7 @@ func TestVerifySums(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(d, InitrdName), []byte("changed"), 0o644)
-	if err := VerifySums(d); err == nil || !strings.Contains(err.Error(), "initramfs.cpio.gz is damaged") {
+	if err := VerifySums(d); err == nil || !strings.Contains(err.Error(), "initramfs.cpio.lz4 is damaged") {
 		t.Errorf("damaged initramfs: %v", err)
 	}
 	os.WriteFile(filepath.Join(d, SumsName), []byte(k+"  "+KernelName+"\n"), 0o644)

@@ -54,7 +54,7 @@ type Config struct {
 	CPUs      int // vCPUs; 0 = 1
 
 	Kernel  string // vmlinuz (direct kernel boot, no firmware)
-	Initrd  string // initramfs.cpio.gz
+	Initrd  string // initramfs.cpio.lz4
 	Cmdline string // appended to the base kernel command line
 
 	Disks []Disk // presented in order as /dev/vda, /dev/vdb, ...

@@ -11,7 +11,7 @@ func base(arch Arch, accel Accel, hostOS string) Config {
 	return Config{
 		Arch: arch, Accel: accel, HostOS: hostOS,
 		MemoryMiB: 512, CPUs: 1,
-		Kernel: "/img/vmlinuz", Initrd: "/img/initramfs.cpio.gz", Cmdline: "luksmount.debug=1",
+		Kernel: "/img/vmlinuz", Initrd: "/img/initramfs.cpio.lz4", Cmdline: "luksmount.debug=1",
 		Disks:         []Disk{{Path: "/tmp/disk.img"}},
 		ControlSocket: "/run/lm/control.sock",
 		NetSocket:     "/run/lm/net.sock",
@@ -32,7 +32,7 @@ func TestArgsTCGAMD64Full(t *testing.T) {
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-M", "q35,i8042=off,sata=off,smbus=off,vmport=off,usb=off,graphics=off,smm=off", "-accel", "tcg", "-cpu", "max",
 		"-smp", "1", "-m", "512",
-		"-kernel", "/img/vmlinuz", "-initrd", "/img/initramfs.cpio.gz",
+		"-kernel", "/img/vmlinuz", "-initrd", "/img/initramfs.cpio.lz4",
 		"-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests nowatchdog no_timer_check tsc=reliable luksmount.debug=1",
 		"-chardev", "file,id=console,path=/run/lm/console.log", "-serial", "chardev:console",
 		"-blockdev", "driver=file,node-name=disk0-file,filename=/tmp/disk.img,read-only=off,cache.direct=off,cache.no-flush=off",

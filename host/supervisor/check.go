@@ -156,6 +156,12 @@ func (s *sup) checkPasses(ctx context.Context, o CheckOptions, ui CheckUI) (res 
 		return res, fmt.Errorf("%w: the %s filesystem on %s has problems (%s exited %d); nothing was changed: repair it with `luksmount check --repair %s` (it asks before writing)",
 			ErrNotRepaired, typeName(rep.FSType), dev.Path, toolName(rep.Tool), rep.ExitCode, dev.Path)
 	}
+	if rep.NoRepair != "" {
+		// Asking "Repair them now?" first would promise what the guest then refuses.
+		log.Note(timelog.Host, "repair refused by the guest: %s", rep.NoRepair)
+		s.powerOff(ctx, false)
+		return res, fmt.Errorf("%w: %s found problems on %s; %s", ErrNotRepaired, toolName(rep.Tool), dev.Path, rep.NoRepair)
+	}
 	ok, err := ui.Confirm(fmt.Sprintf("%s found problems on %s (above). Repair them now? This writes to the drive; back up what you can first if the data matters. [y/N] ",
 		toolName(rep.Tool), dev.Path))
 	if err != nil || !ok {

@@ -29,8 +29,9 @@ func (u *checkUIFake) Progress(line string) {
 	u.mu.Unlock()
 }
 
-// checkVM is the fake VM with an agent that finds problems until a repair ran.
-func checkVM(e *env) (*fakeVM, *[]control.CheckRequest, *[]control.UnlockRequest) {
+// checkVM is the fake VM with an agent that finds problems until a repair ran; roReply, if
+// given, replaces its read-only pass's answer.
+func checkVM(e *env, roReply ...control.CheckReply) (*fakeVM, *[]control.CheckRequest, *[]control.UnlockRequest) {
 	f := &fakeVM{done: make(chan struct{}), right: "right"}
 	var mu sync.Mutex
 	var checks []control.CheckRequest
@@ -46,6 +47,9 @@ func checkVM(e *env) (*fakeVM, *[]control.CheckRequest, *[]control.UnlockRequest
 			mu.Unlock()
 			if r.Repair {
 				return control.CheckReply{ExitCode: 1, Repaired: true, FSType: "ext4", Tool: "e2fsck -y -f -C 0 /dev/mapper/luksmount", Output: "Root inode not allocated.  Allocate? yes"}, nil
+			}
+			if len(roReply) > 0 {
+				return roReply[0], nil
 			}
 			return control.CheckReply{ExitCode: 4, FSType: "ext4", Tool: "e2fsck -n -f -C 0 /dev/mapper/luksmount", Output: "Root inode not allocated.  Allocate? no"}, nil
 		case control.OpUnlock:
@@ -109,6 +113,28 @@ func TestCheckRepairAsksFirst(t *testing.T) {
 				t.Fatalf("log:\n%s", e.log(t))
 			}
 		})
+	}
+}
+
+// A filesystem the guest will not repair (NTFS: Windows' chkdsk does) is refused before the
+// question, so the user is never asked to agree to a repair that cannot happen.
+func TestCheckRepairRefusedWithoutAsking(t *testing.T) {
+	e := newEnv(t, "luks2-argon2id.bin", "right")
+	why := "luksmount does not repair NTFS; nothing was changed: repair it in Windows with `chkdsk /f X:`"
+	_, checks, _ := checkVM(e, control.CheckReply{ExitCode: 1, FSType: "ntfs", Tool: "ntfsfix -n /dev/mapper/luksmount", Output: "Volume is corrupt", NoRepair: why})
+	ui := &checkUIFake{scriptUI: scriptUI{answers: []string{"right"}}, answer: true}
+	_, err := Check(context.Background(), CheckOptions{Target: e.opts.Target, Repair: true, UID: -1, GID: -1}, e.deps, ui)
+	if err == nil || !errors.Is(err, control.ErrNeedsRepair) || !strings.Contains(err.Error(), "chkdsk /f") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(ui.asked) != 0 {
+		t.Fatalf("asked %q before a refused repair", ui.asked)
+	}
+	if len(*checks) != 1 || (*checks)[0].Repair {
+		t.Fatalf("checks %+v: only the read-only pass may run", *checks)
+	}
+	if !strings.Contains(e.log(t), "repair refused by the guest") {
+		t.Fatalf("log:\n%s", e.log(t))
 	}
 }
 

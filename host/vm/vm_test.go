@@ -158,7 +158,7 @@ func spec(t *testing.T, mode string) Spec {
 	return Spec{
 		Config: qemu.Config{
 			Arch: qemu.ArchAMD64, Accel: qemu.AccelTCG, HostOS: "linux", MemoryMiB: 256,
-			Kernel: "/nonexistent/vmlinuz", Initrd: "/nonexistent/initramfs.cpio.gz",
+			Kernel: "/nonexistent/vmlinuz", Initrd: "/nonexistent/initramfs.cpio.lz4",
 			Disks: []qemu.Disk{{Path: disk}},
 		},
 		RuntimeDir:     filepath.Join(base, "run"),

@@ -43,7 +43,7 @@ type ArchiveInput struct {
 	GOOS     string
 	GOARCH   string
 	Binary   string // the luksmount binary built for GOOS/GOARCH
-	ImageDir string // build/<GOARCH>: vmlinuz, initramfs.cpio.gz, SHA256SUMS
+	ImageDir string // build/<GOARCH>: vmlinuz, initramfs.cpio.lz4, SHA256SUMS
 	Readme   string // README.md
 	License  string // LICENSE: luksmount's own licence (Apache-2.0, as the formula's `license`)
 	Lock     *debpkg.Lock
@@ -98,7 +98,7 @@ func Entries(in ArchiveInput) ([]Entry, error) {
 		return nil, err
 	}
 	comps, notices = append(comps, c...), append(notices, n...)
-	c, n, err = DebianPackages(in.Lock, in.Cache, arch, "agent", path.Join(imgDir, "{vmlinuz,initramfs.cpio.gz}"))
+	c, n, err = DebianPackages(in.Lock, in.Cache, arch, "agent", path.Join(imgDir, "{vmlinuz,initramfs.cpio.lz4}"))
 	if err != nil {
 		return nil, err
 	}

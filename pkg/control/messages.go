@@ -135,6 +135,9 @@ type CheckReply struct {
 	FSType   string `json:"fstype,omitempty"`
 	Tool     string `json:"tool,omitempty"`     // the command line that ran
 	Repaired bool   `json:"repaired,omitempty"` // Repair ran and fixed what it found
+	// NoRepair, on a read-only pass that found problems, is why luksmount will not repair this
+	// filesystem and what to do instead: the host then refuses --repair without asking first.
+	NoRepair string `json:"no_repair,omitempty"`
 }
 
 // ServeRequest starts the NFS server on the mounted filesystem.

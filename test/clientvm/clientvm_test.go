@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/luksmount/luksmount/initramfs/cpio"
+	"github.com/pierrec/lz4/v4"
 )
 
 func TestMountData(t *testing.T) {
@@ -42,10 +43,7 @@ func TestCombinedInitrdCarriesSpecAndManifest(t *testing.T) {
 	if !bytes.HasPrefix(raw, b.Bytes()) {
 		t.Fatal("combined initrd does not start with the base image")
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw[len(b.Bytes()):]))
-	if err != nil {
-		t.Fatal(err)
-	}
+	zr := lz4.NewReader(bytes.NewReader(raw[len(b.Bytes()):]))
 	r := cpio.NewReader(zr)
 	files := map[string][]byte{}
 	for {

@@ -2,13 +2,13 @@ package clientvm
 
 import (
 	"bytes"
-	"compress/gzip"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/luksmount/luksmount/initramfs/cpio"
+	"github.com/pierrec/lz4/v4"
 )
 
 // WriteInitrd as test/stackfix uses it: an executable /init replacing the image's, a spec below
@@ -25,10 +25,7 @@ func TestWriteInitrdModesAndDirs(t *testing.T) {
 	if !bytes.HasPrefix(raw, []byte("BASE")) {
 		t.Fatal("the image is not first")
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw[4:]))
-	if err != nil {
-		t.Fatal(err)
-	}
+	zr := lz4.NewReader(bytes.NewReader(raw[4:]))
 	r := cpio.NewReader(zr)
 	var got []string
 	modes := map[string]uint32{}

@@ -2,7 +2,6 @@ package clientvm
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/luksmount/luksmount/host/qemu"
+	"github.com/luksmount/luksmount/initramfs"
 	"github.com/luksmount/luksmount/initramfs/cpio"
 )
 
@@ -217,7 +217,7 @@ func combinedInitrd(out, image string, spec Spec, manifest []byte, files map[str
 	return WriteInitrd(out, image, all)
 }
 
-// WriteInitrd writes out: image followed by a second gzip'd cpio holding files (absolute path ->
+// WriteInitrd writes out: image followed by a second LZ4 cpio (see initramfs.NewLZ4Writer) holding files (absolute path ->
 // content; mode 0644, 0755 for the paths in execs), each with its parent directories below the
 // top level (those exist in every image). The kernel unpacks concatenated archives in order, so
 // these files are added to the image's, or replace them (an /init).
@@ -228,7 +228,10 @@ func WriteInitrd(out, image string, files map[string][]byte, execs ...string) er
 	}
 	var buf bytes.Buffer
 	buf.Write(base)
-	zw := gzip.NewWriter(&buf)
+	zw, err := initramfs.NewLZ4Writer(&buf)
+	if err != nil {
+		return err
+	}
 	w := cpio.NewWriter(zw)
 	var recs []cpio.Record
 	dirs := map[string]bool{}

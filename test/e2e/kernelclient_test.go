@@ -18,7 +18,7 @@ import (
 // clientImage is the nfsclient variant with luksmount-clientinit as /init (built by build.sh test-vm).
 func clientImage(t testing.TB, arch string) (kernel, image string) {
 	dir := filepath.Join(repoRoot(t), "build", arch)
-	kernel, image = filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initramfs-nfsclient.cpio.gz")
+	kernel, image = filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initramfs-nfsclient.cpio.lz4")
 	if _, err := os.Stat(image); err != nil {
 		t.Fatalf("client image missing: %v (run `./build.sh test-vm`, which builds it)", err)
 	}

@@ -49,7 +49,7 @@ func TestDriveUnpluggedMidWrite(t *testing.T) {
 		close(kill)
 	}()
 	kernel := filepath.Join(root, "build", "amd64", "vmlinuz")
-	image := filepath.Join(root, "build", "amd64", "initramfs-nfsclient.cpio.gz")
+	image := filepath.Join(root, "build", "amd64", "initramfs-nfsclient.cpio.lz4")
 	rep, err := clientvm.Run(t.Context(), clientvm.Config{
 		Arch: "amd64", Kernel: kernel, Image: image, Dir: t.TempDir(), Timeout: 4 * time.Minute, Kill: kill,
 		Spec: clientvm.Spec{

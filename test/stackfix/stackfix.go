@@ -83,7 +83,7 @@ func Run(ctx context.Context, dir string, disks []string, spec Spec) ([]Result, 
 		return nil, fmt.Errorf("build the fixture init: %v\n%s", err, out)
 	}
 	initrd := filepath.Join(dir, "stackfix-initrd.img")
-	if err := combine(initrd, filepath.Join(img, "initramfs.cpio.gz"), initBin, spec); err != nil {
+	if err := combine(initrd, filepath.Join(img, "initramfs.cpio.lz4"), initBin, spec); err != nil {
 		return nil, err
 	}
 	console := filepath.Join(dir, "stackfix-console.log")

@@ -333,6 +333,9 @@ func TestFilesystemsWriteStopReadBack(t *testing.T) {
 				t.Fatalf("check of the damaged %s = %+v, %v; want problems found", c.fs, r, err)
 			}
 			t.Logf("%s found (exit %d): %s", r.Tool, r.ExitCode, r.Output)
+			if r.NoRepair != "" {
+				t.Fatalf("the guest refuses to repair %s: %q", c.fs, r.NoRepair)
+			}
 			if fileSHA(t, d) != before {
 				t.Fatal("a read-only check changed the drive")
 			}
@@ -350,6 +353,10 @@ func TestFilesystemsWriteStopReadBack(t *testing.T) {
 		})
 	}
 	t.Run("ntfs-repair-refused", func(t *testing.T) {
+		// The read-only pass already says a repair will be refused, so the host never asks.
+		if r, err := cl.Check(ctx, control.CheckRequest{Device: dev(hib)}); err != nil || !(r.Clean || strings.Contains(r.NoRepair, "chkdsk")) {
+			t.Fatalf("read-only check of NTFS = %+v, %v; want clean, or problems with the chkdsk advice in no_repair", r, err)
+		}
 		_, err := cl.Check(ctx, control.CheckRequest{Device: dev(hib), Repair: true})
 		if err == nil || !strings.Contains(err.Error(), "chkdsk") {
 			t.Fatalf("check --repair on NTFS = %v; want a refusal that says to use chkdsk", err)

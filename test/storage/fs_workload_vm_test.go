@@ -57,7 +57,7 @@ func repoRoot() string {
 // own client VM (a fresh kernel mount).
 func TestFilesystemsKernelClient(t *testing.T) {
 	dir := filepath.Join(repoRoot(), "build", "amd64")
-	kernel, image := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initramfs-nfsclient.cpio.gz")
+	kernel, image := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initramfs-nfsclient.cpio.lz4")
 	if _, err := os.Stat(image); err != nil {
 		t.Fatalf("client image missing: %v (run `./build.sh test-vm`, which builds it)", err)
 	}

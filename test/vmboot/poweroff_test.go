@@ -4,7 +4,6 @@ package vmboot
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/luksmount/luksmount/host/qemu"
 	"github.com/luksmount/luksmount/host/vnet"
+	"github.com/luksmount/luksmount/initramfs"
 	"github.com/luksmount/luksmount/initramfs/cpio"
 	"github.com/luksmount/luksmount/test/vmtest"
 )
@@ -146,7 +146,7 @@ func newPowerOffRig(t *testing.T) *powerOffRig {
 	return &powerOffRig{t: t, dir: dir, kernel: kernel, initrd: initrd, keep: os.Getenv("LUKSMOUNT_POWEROFF_KEEP")}
 }
 
-// appendInit writes image plus a second gzip'd cpio member holding /init (the kernel unpacks
+// appendInit writes image plus a second LZ4 cpio (see initramfs.NewLZ4Writer) member holding /init (the kernel unpacks
 // concatenated archives in order, so the later /init replaces the agent).
 func appendInit(out, image, initBin string) error {
 	base, err := os.ReadFile(image)
@@ -159,7 +159,10 @@ func appendInit(out, image, initBin string) error {
 	}
 	var buf bytes.Buffer
 	buf.Write(base)
-	zw := gzip.NewWriter(&buf)
+	zw, err := initramfs.NewLZ4Writer(&buf)
+	if err != nil {
+		return err
+	}
 	w := cpio.NewWriter(zw)
 	if err := w.WriteRecord(cpio.Record{Name: "init", Mode: cpio.TypeReg | 0o755, Data: initData}); err != nil {
 		return err
