@@ -52,7 +52,12 @@ func (a *Agent) unlockStack(ctx context.Context, req control.UnlockRequest, secr
 		return nil, true, control.Errorf(control.CodeNotEncrypted, "no volume on this drive is LUKS-encrypted; mount it without unlocking")
 	}
 	if req.Continue && len(secret) == 0 {
-		return a.skipLocked(ctx)
+		return a.skipLocked(ctx, luks)
+	}
+	if req.Continue {
+		if luks = withoutSkipped(luks, req.Skip); len(luks) == 0 {
+			return nil, true, control.Errorf(control.CodeInvalidArgument, "every LUKS volume still locked was skipped: continue without a passphrase to go on with what is open")
+		}
 	}
 	start := a.tl.Now()
 	p := a.startProgress("unlock", fmt.Sprintf("deriving the key for %d LUKS volume(s) (takes a few seconds each)", len(luks)))

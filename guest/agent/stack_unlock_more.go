@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/luksmount/luksmount/guest/cryptsetup"
 	"github.com/luksmount/luksmount/pkg/control"
@@ -30,11 +31,27 @@ func (a *Agent) stillLocked(req control.UnlockRequest, luks []blockDev, firstErr
 // skipLocked is a Continue without a secret: the user has no passphrase for the members still
 // locked (another LUKS partition they do not need). What is open is assembled as it is; a group
 // or array that needed those members then says what is missing.
-func (a *Agent) skipLocked(ctx context.Context) (any, bool, error) {
-	a.tl.Logf("info", "%d LUKS volume(s) left locked: no passphrase given for %v", len(a.stk.locked), a.stk.locked)
+func (a *Agent) skipLocked(ctx context.Context, luks []blockDev) (any, bool, error) {
+	var left []string
+	for _, b := range luks {
+		left = append(left, b.dev)
+	}
+	a.tl.Logf("info", "%d LUKS volume(s) left locked: no passphrase given for %v", len(left), left)
 	a.stk.locked = nil
 	if _, err := a.assemble(ctx, a.stk.degraded); err != nil {
 		return nil, true, err
 	}
 	return control.UnlockReply{Mapper: cryptsetup.MapperPath}, true, nil
+}
+
+// withoutSkipped drops the members the user left locked at their own prompt (Return): another
+// member's passphrase is not tried on them (each try costs a key derivation).
+func withoutSkipped(luks []blockDev, skip []string) []blockDev {
+	var out []blockDev
+	for _, b := range luks {
+		if !slices.Contains(skip, b.dev) {
+			out = append(out, b)
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -10,14 +11,16 @@ import (
 	"github.com/luksmount/luksmount/pkg/control"
 )
 
-// lvmOnTwoLUKS plays two LUKS disks sharing a passphrase whose mappings are the two PVs of vg0
-// (vg0/data): what `luksmount a+b` meets for LVM across two encrypted drives.
+// lvmOnTwoLUKS plays LUKS disks (two unless told) whose mappings are the PVs of vg0 (vg0/data):
+// what `luksmount a+b` meets for LVM across two encrypted drives.
 type lvmOnTwoLUKS struct {
-	mu     sync.Mutex
-	pass   map[string]string // disk -> its passphrase
-	open   map[string]bool   // mapping name -> open
-	active bool
-	cmds   []string
+	mu      sync.Mutex
+	pass    map[string]string // disk -> its passphrase
+	pvs     []string          // the disks whose mappings are vg0's PVs (nil: every disk)
+	open    map[string]bool   // mapping name -> open
+	openDev map[string]bool   // disk -> its mapping is open
+	active  bool
+	cmds    []string
 }
 
 func (f *lvmOnTwoLUKS) Run(ctx context.Context, c command.Cmd) (command.Result, error) {
@@ -27,7 +30,7 @@ func (f *lvmOnTwoLUKS) Run(ctx context.Context, c command.Cmd) (command.Result, 
 	switch c.Name {
 	case "blkid":
 		switch dev := c.Args[len(c.Args)-1]; {
-		case dev == "/dev/vda" || dev == "/dev/vdb":
+		case f.pass[dev] != "":
 			return command.Result{Stdout: "TYPE=crypto_LUKS\nVERSION=2\n"}, nil
 		case strings.HasPrefix(dev, "/dev/mapper/luksmount"):
 			return command.Result{Stdout: "TYPE=LVM2_member\n"}, nil
@@ -42,6 +45,9 @@ func (f *lvmOnTwoLUKS) Run(ctx context.Context, c command.Cmd) (command.Result, 
 				return command.Result{ExitCode: 2, Stderr: "No key available with this passphrase.\n"}, nil
 			}
 			f.open[c.Args[4]] = true
+			if f.openDev != nil {
+				f.openDev[c.Args[3]] = true
+			}
 		case "close":
 			delete(f.open, c.Args[1])
 		}
@@ -49,11 +55,16 @@ func (f *lvmOnTwoLUKS) Run(ctx context.Context, c command.Cmd) (command.Result, 
 	case "lvm":
 		switch c.Args[0] {
 		case "vgs":
-			missing := "0"
-			if len(f.open) < 2 {
-				missing = "1"
+			pvs, missing := 2, 2-len(f.open)
+			if f.pvs != nil {
+				pvs, missing = len(f.pvs), 0
+				for _, d := range f.pvs {
+					if !f.openDev[d] {
+						missing++
+					}
+				}
 			}
-			return command.Result{Stdout: `{"report":[{"vg":[{"vg_name":"vg0","pv_count":"2","vg_missing_pv_count":"` + missing + `","vg_size":"1"}]}]}`}, nil
+			return command.Result{Stdout: fmt.Sprintf(`{"report":[{"vg":[{"vg_name":"vg0","pv_count":"%d","vg_missing_pv_count":"%d","vg_size":"1"}]}]}`, pvs, max(missing, 0))}, nil
 		case "vgchange":
 			f.active = c.Args[len(c.Args)-2] == "-ay"
 		case "lvs":
@@ -154,4 +165,50 @@ func twoLUKSMembers(t *testing.T, passA, passB string) (*Agent, *lvmOnTwoLUKS, *
 		return []control.Disk{{Device: "/dev/vda", Size: 1 << 30}, {Device: "/dev/vdb", Size: 1 << 30}}, nil
 	}
 	return a, f, client(t, a)
+}
+
+// Three members with passphrases of their own, vg0 on the first and third: Return at the second's
+// prompt (Skip) leaves only it locked; the third's passphrase is tried on the third alone, and
+// what is open is assembled. A wrong one for the third is still wrong, and Skip never opens.
+func TestSkippingOneOfSeveralLockedMembers(t *testing.T) {
+	a, _ := newTestAgent(t)
+	f := &lvmOnTwoLUKS{pass: map[string]string{"/dev/vda": "pa", "/dev/vdb": "pb", "/dev/vdc": "pc"},
+		pvs: []string{"/dev/vda", "/dev/vdc"}, open: map[string]bool{}, openDev: map[string]bool{}}
+	a.deps.Run, a.crypt.Run = f, f
+	a.deps.Disks = func() ([]control.Disk, error) {
+		return []control.Disk{{Device: "/dev/vda", Size: 1 << 30}, {Device: "/dev/vdb", Size: 1 << 30}, {Device: "/dev/vdc", Size: 1 << 30}}, nil
+	}
+	c := client(t, a)
+	ctx := context.Background()
+	r, err := c.Unlock(ctx, control.UnlockRequest{Partial: true}, []byte("pa"))
+	if err != nil || strings.Join(r.Locked, ",") != "/dev/vdb,/dev/vdc" {
+		t.Fatalf("partial unlock = %+v, %v; want vdb and vdc locked", r, err)
+	}
+	tries := func(dev string) int {
+		n := 0
+		for _, c := range f.cmds {
+			if strings.HasPrefix(c, "cryptsetup open --type luks "+dev+" ") {
+				n++
+			}
+		}
+		return n
+	}
+	skip := control.UnlockRequest{Partial: true, Continue: true, Skip: []string{"/dev/vdb"}}
+	_, err = c.Unlock(ctx, skip, []byte("pb"))
+	wantCode(t, err, control.CodeWrongPassphrase, "the second member's passphrase when it is skipped")
+	if tries("/dev/vdb") != 1 || f.openDev["/dev/vdb"] {
+		t.Fatalf("a skipped member was tried (%d tries) or opened", tries("/dev/vdb"))
+	}
+	all := control.UnlockRequest{Partial: true, Continue: true, Skip: []string{"/dev/vdb", "/dev/vdc"}}
+	_, err = c.Unlock(ctx, all, []byte("pc"))
+	wantCode(t, err, control.CodeInvalidArgument, "a passphrase with every locked member skipped")
+	if r, err = c.Unlock(ctx, skip, []byte("pc")); err != nil || len(r.Locked) != 0 {
+		t.Fatalf("the third member after skipping the second: %+v, %v", r, err)
+	}
+	if !f.openDev["/dev/vdc"] || f.openDev["/dev/vdb"] || !f.active || tries("/dev/vdb") != 1 {
+		t.Fatalf("open %v, vg active %v, vdb tried %d times", f.openDev, f.active, tries("/dev/vdb"))
+	}
+	if m, err := c.Mount(ctx, control.MountRequest{}); err != nil || m.Label != "data" {
+		t.Fatalf("Mount = %+v, %v", m, err)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -30,16 +31,19 @@ type Cmd struct {
 	// Output, if set, also receives stdout and stderr as they arrive, split into lines at \n, \r
 	// and \b (progress bars redraw with those), for tools whose progress is their output.
 	Output func(line string)
+	// Redact lists indexes into Args that String shows as "(hidden)", set by whoever builds the
+	// argument: for a value a log must not keep. Secrets still never go into Args (argv is
+	// readable in /proc); this is for what is merely private.
+	Redact []int
 }
 
-// String renders the command line for logs. Stdin is never shown.
+// String renders the command line for logs. Stdin and the Redact arguments are never shown.
 func (c Cmd) String() string {
-	args := make([]string, len(c.Args))
-	for i, a := range c.Args {
-		if strings.HasPrefix(a, "--veracrypt-pim=") { // a secret cryptsetup takes only in argv
-			a = "--veracrypt-pim=(hidden)"
+	args := slices.Clone(c.Args)
+	for _, i := range c.Redact {
+		if i >= 0 && i < len(args) {
+			args[i] = "(hidden)"
 		}
-		args[i] = a
 	}
 	return strings.TrimSpace(c.Name + " " + strings.Join(args, " "))
 }
@@ -66,6 +70,10 @@ type Exec struct {
 	}
 	// Debugf, if set, receives each command line and its result (never stdin).
 	Debugf func(format string, args ...any)
+	// Started, if set, is called with each process's pid once it is started (execve has begun:
+	// its /proc argv shows a moment later) and before its stdin is written, so a test can read
+	// what /proc shows of it while it waits for input.
+	Started func(pid int)
 }
 
 // lookPath finds name in Path, not in the agent's own environment (PID 1 gets no PATH).
@@ -120,6 +128,9 @@ func (e *Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 			pw.Close()
 		}
 		return Result{}, fmt.Errorf("cannot run %s: %w", c.Name, err)
+	}
+	if e.Started != nil {
+		e.Started(cmd.Process.Pid)
 	}
 	if pw != nil {
 		cmd.Stdin.(*os.File).Close() // the child has its copy

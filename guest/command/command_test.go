@@ -2,9 +2,12 @@ package command
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestExecFeedsStdinWithoutNewline(t *testing.T) {
@@ -33,5 +36,44 @@ func TestExecReportsExitCodeAndEnv(t *testing.T) {
 	}
 	if _, err := e.Run(context.Background(), Cmd{Name: "/nonexistent/tool"}); err == nil {
 		t.Fatal("running a missing tool succeeded")
+	}
+}
+
+func TestStringRedactsMarkedArguments(t *testing.T) {
+	c := Cmd{Name: "tool", Args: []string{"open", "private-value", "--flag=x", "last"}, Redact: []int{1, 3, 7, -1}, Stdin: []byte("secret")}
+	if got, want := c.String(), "tool open (hidden) --flag=x (hidden)"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	if c.Args[1] != "private-value" {
+		t.Errorf("String changed Args: %q", c.Args)
+	}
+	// Nothing is hidden by what it looks like: only the builder's marks count.
+	c = Cmd{Name: "cryptsetup", Args: []string{"--veracrypt-pim=5"}}
+	if got := c.String(); got != "cryptsetup --veracrypt-pim=5" {
+		t.Errorf("String() = %q", got)
+	}
+}
+
+// Started runs before stdin is written: the process is still waiting for it, so its /proc entry
+// can be read (the argv checks of guest/cryptsetup's tests rely on this).
+func TestExecStartedBeforeStdin(t *testing.T) {
+	var cmdline []byte
+	e := &Exec{Started: func(pid int) {
+		// execve has begun when Start returns; its new argv shows a moment later.
+		for end := time.Now().Add(5 * time.Second); len(cmdline) == 0 && time.Now().Before(end); time.Sleep(time.Millisecond) {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if err != nil {
+				t.Errorf("reading the child's cmdline: %v", err)
+				return
+			}
+			cmdline = b
+		}
+	}}
+	r, err := e.Run(context.Background(), Cmd{Name: "sh", Args: []string{"-c", "read x; echo got $x", "sh-arg"}, Stdin: []byte("line\n")})
+	if err != nil || strings.TrimSpace(r.Stdout) != "got line" {
+		t.Fatalf("Run = %+v, %v", r, err)
+	}
+	if !strings.Contains(string(cmdline), "sh-arg") {
+		t.Errorf("Started saw cmdline %q, want the child's own", cmdline)
 	}
 }

@@ -16,12 +16,14 @@ import (
 type recorder struct {
 	cmds   []command.Cmd
 	stdins [][]byte
+	raw    [][]byte // the Stdin buffers themselves, to see they are wiped
 	result command.Result
 }
 
 func (r *recorder) Run(ctx context.Context, c command.Cmd) (command.Result, error) {
 	r.cmds = append(r.cmds, c)
 	r.stdins = append(r.stdins, append([]byte(nil), c.Stdin...))
+	r.raw = append(r.raw, c.Stdin)
 	return r.result, nil
 }
 

@@ -83,29 +83,29 @@ func OtherOpenArgs(dev string, c control.Crypt, o OpenOptions) ([]string, error)
 	var args []string
 	switch c.Type {
 	case "bitlk":
-		if c.PIM != 0 || c.Hidden || c.TrueCrypt {
+		if c.PIM != 0 || c.SecretPIM || c.Hidden || c.TrueCrypt {
 			return nil, control.Errorf(control.CodeInvalidArgument, "--pim, --hidden and --truecrypt apply to VeraCrypt/TrueCrypt volumes, not BitLocker")
 		}
 		args = []string{"open", "--type", "bitlk", dev, MapperName, "--key-file=-"}
 	case "tcrypt":
-		// For tcrypt --key-file names VeraCrypt keyfiles; the password is read from stdin (to
-		// EOF or a newline) when stdin is not a terminal.
+		// For tcrypt --key-file names VeraCrypt keyfiles; the password comes on stdin (TcryptStdin).
 		args = []string{"open", "--type", "tcrypt", dev, MapperName}
 		if !c.TrueCrypt {
 			args = append(args, "--veracrypt")
 		}
-		if c.PIM < 0 || (c.PIM > 0 && c.TrueCrypt) {
-			return nil, control.Errorf(control.CodeInvalidArgument, "a PIM is a positive number and only VeraCrypt has one")
+		if c.PIM < 0 || c.PIM > MaxPIM || ((c.PIM > 0 || c.SecretPIM) && c.TrueCrypt) {
+			return nil, control.Errorf(control.CodeInvalidArgument, "a PIM is a number from 1 to %d and only VeraCrypt has one", MaxPIM)
 		}
-		if c.PIM > 0 {
-			args = append(args, "--veracrypt-pim="+itoa(c.PIM))
+		if c.PIM > 0 || c.SecretPIM {
+			// The PIM is the second line of stdin, never argv (TcryptStdin).
+			args = append(args, "--veracrypt-query-pim")
 		}
 		if c.Hidden {
 			args = append(args, "--tcrypt-hidden")
 		}
 		if c.KeyFileSize > 0 {
-			// The keyfile follows the password line on stdin (TcryptSecret); cryptsetup reads
-			// the password first, then opens its keyfiles. No /dev/stdin without udev.
+			// The keyfile is the rest of stdin, after the password (and PIM) lines: cryptsetup
+			// reads those first, then its keyfiles in crypt_load. No /dev/stdin without udev.
 			args = append(args, "--key-file=/proc/self/fd/0")
 		}
 	default:
@@ -120,60 +120,91 @@ func OtherOpenArgs(dev string, c control.Crypt, o OpenOptions) ([]string, error)
 	return args, nil
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
-
 // MaxPIM is VeraCrypt's largest PIM for a non-system volume.
 const MaxPIM = 2147468
 
-// TcryptSecret takes the PIM out of secret into c.PIM (control.Crypt.SecretPIM: its digits and a
-// newline come first) and returns what cryptsetup reads on stdin: the password, then, with a
-// keyfile (KeyFileSize), a newline and the keyfile's bytes. It is a subslice of secret, which
-// the caller wipes. cryptsetup has no way to take the PIM but argv (--veracrypt-query-pim reads
-// all of stdin): the guest's process list is seen by nothing but the agent, and command logs
-// redact it.
-func TcryptSecret(c *control.Crypt, secret []byte) ([]byte, error) {
+// TcryptStdin builds what `cryptsetup open --type tcrypt` reads on stdin from the unlock secret:
+// the password line, with a PIM (control.Crypt.SecretPIM: the secret starts with its digits and
+// a newline; or c.PIM) the PIM line, then with a keyfile (KeyFileSize, after the password and a
+// newline in the secret) the keyfile's bytes. It returns a new buffer the caller wipes; secret
+// stays the caller's. The PIM is validated here so a typo is not spent as a wrong try.
+//
+// cryptsetup 2.6.1 (Debian 12) reads both lines this way: src/cryptsetup.c tcrypt_load calls
+// tools_get_key for the password and, with --veracrypt-query-pim, again for "Enter VeraCrypt
+// PIM", both with key_file = keyfile_stdin, NULL unless --key-file=- was given; on a
+// non-terminal stdin src/utils_password.c tools_get_key then calls crypt_keyfile_device_read
+// with CRYPT_KEYFILE_STOP_EOL, which (lib/utils.c) reads one byte at a time and stops at the
+// newline, leaving the rest of stdin for the next line and the keyfiles. So neither line may
+// hold a newline of its own, and --key-file=- must never be given (it would read to EOF).
+// set_tries_tty (src/utils_luks.c) allows a single try on a non-terminal stdin: a wrong answer
+// exits, and the host's three-tries loop stays in charge.
+func TcryptStdin(c control.Crypt, secret []byte) ([]byte, error) {
 	if c.Type != "tcrypt" {
-		return secret, nil
+		return append([]byte(nil), secret...), nil
 	}
+	var pim []byte
 	if c.SecretPIM {
 		nl := bytes.IndexByte(secret, '\n')
-		pim := 0
-		for _, d := range secret[:max(nl, 0)] {
-			if d < '0' || d > '9' || pim > MaxPIM {
-				pim = -1
-				break
-			}
-			pim = pim*10 + int(d-'0')
-		}
-		if nl < 0 || pim < 1 || pim > MaxPIM {
+		if nl < 0 || !validPIM(secret[:nl]) {
 			return nil, control.Errorf(control.CodeInvalidArgument, "the PIM must be a number from 1 to %d (VeraCrypt shows it when the volume is created)", MaxPIM)
 		}
-		c.PIM, secret = pim, secret[nl+1:]
+		pim, secret = secret[:nl], secret[nl+1:]
+	} else if c.PIM > 0 {
+		pim = strconv.AppendInt(nil, int64(c.PIM), 10) // from the message body (no host sends it)
+		defer clear(pim)
 	}
+	pass, keyFile := secret, []byte(nil)
 	if c.KeyFileSize > 0 {
 		pw := len(secret) - c.KeyFileSize - 1
 		if pw < 0 || secret[pw] != '\n' {
 			return nil, control.Errorf(control.CodeInvalidArgument, "the unlock secret does not hold the %d-byte keyfile it announces", c.KeyFileSize)
 		}
+		pass, keyFile = secret[:pw], secret[pw+1:]
 	}
-	return secret, nil
+	if bytes.IndexByte(pass, '\n') >= 0 {
+		return nil, control.Errorf(control.CodeInvalidArgument, "a VeraCrypt password is one line: it cannot hold a line break")
+	}
+	if len(pass) == 0 && len(keyFile) == 0 {
+		return nil, control.Errorf(control.CodeInvalidArgument, "empty password and no keyfile: nothing to unlock the VeraCrypt volume with")
+	}
+	out := make([]byte, 0, len(pass)+len(pim)+len(keyFile)+2) // exact: append never copies
+	out = append(append(out, pass...), '\n')
+	if len(pim) > 0 {
+		out = append(append(out, pim...), '\n')
+	}
+	return append(out, keyFile...), nil
+}
+
+// validPIM: 1 to MaxPIM, decimal digits only.
+func validPIM(b []byte) bool {
+	if len(b) == 0 || len(b) > 7 {
+		return false
+	}
+	n := 0
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			return false
+		}
+		n = n*10 + int(d-'0')
+	}
+	return n >= 1 && n <= MaxPIM
 }
 
 // OpenOther unlocks a BitLocker or VeraCrypt/TrueCrypt device as MapperPath. Its errors never
 // send the user to luksHeaderRestore: these are not LUKS headers.
 func (t *Tool) OpenOther(ctx context.Context, dev string, c control.Crypt, o OpenOptions, secret []byte) error {
-	stdin, err := TcryptSecret(&c, secret)
-	if err != nil {
-		return err
-	}
-	args, err := OtherOpenArgs(dev, c, o)
-	c.PIM = 0
-	if err != nil {
-		return err
-	}
-	if len(stdin) == 0 {
+	if c.Type == "bitlk" && len(secret) == 0 {
 		return control.Errorf(control.CodeInvalidArgument, "empty passphrase: nothing to unlock %s with", dev)
 	}
+	args, err := OtherOpenArgs(dev, c, o)
+	if err != nil {
+		return err
+	}
+	stdin, err := TcryptStdin(c, secret)
+	if err != nil {
+		return err
+	}
+	defer clear(stdin)
 	r, err := t.run(ctx, args, stdin)
 	if err != nil {
 		return control.Errorf(control.CodeInternal, "cannot run cryptsetup: %v", err)

@@ -33,7 +33,7 @@ func bootVM(ctx context.Context, spec BootSpec) (Machine, error) {
 	cfg := qemu.Config{
 		Arch: arch, Accel: accel, HostOS: runtime.GOOS,
 		MemoryMiB: spec.MemoryMiB, CPUs: spec.CPUs,
-		Kernel: imgs.Kernel, Initrd: imgs.Initrd,
+		Kernel: imgs.Kernel, Initrd: imgs.Initrd, Cmdline: guestCmdline(os.Getenv),
 		Disks: []qemu.Disk{{
 			Path: dev.Path, HostDevice: !dev.IsImage, ReadOnly: dev.ReadOnly,
 			LogicalBlockSize: dev.LogicalBlockSize, PhysicalBlockSize: dev.PhysicalBlockSize,

@@ -92,6 +92,9 @@ type UnlockRequest struct {
 	// Header: the LUKS header is detached, on the read-only disk whose serial is HeaderSerial
 	// (header.go); Device (or the first disk) holds only the encrypted data.
 	Header bool `json:"header,omitempty"`
+	// Skip: with Continue, the guest devices the user left locked (Return at their prompt): the
+	// secret is not tried on them and they are not named in Locked again.
+	Skip []string `json:"skip,omitempty"`
 }
 
 // UnlockReply names the opened mapping.

@@ -92,10 +92,12 @@ func TestStackVeraCrypt(t *testing.T) {
 	// Hidden volume: --hidden, a PIM and a keyfile. A wrong PIM is asked again (password and PIM,
 	// same VM); then its own filesystem, a write, a restart, every byte back, and no secret in sight.
 	hidden := []string{"--no-mount", "--accel", "tcg", "--veracrypt", "--hidden", "--pim", "--key-file", kf, vc}
+	t.Setenv("LUKSMOUNT_GUEST_DEBUG", "1") // the agent logs each command's argv: see guestTcryptArgv
 	r = e.must(0, hiddenPass+"\n1\n"+hiddenPass+"\n"+pim+"\n", hidden...)
 	if !strings.Contains(r.stdout+r.stderr, "attempt 1 of 3") {
 		t.Errorf("a wrong PIM was not asked again:\n%s", r)
 	}
+	guestTcryptArgv(t, e, 2)
 	s := e.session(vc)
 	fs = e.nfs(vc)
 	if got, err := fs.ReadFile("secret.bin"); err != nil || !bytes.Equal(got, secretFile) {
@@ -128,6 +130,37 @@ func TestStackVeraCrypt(t *testing.T) {
 		t.Fatalf("tc.txt in the TrueCrypt volume: %q, %v", got, err)
 	}
 	e.must(0, "", "stop", tc)
+}
+
+// guestTcryptArgv checks the guest's own argv for cryptsetup (the agent's command log, which the
+// console log keeps with luksmount.debug): at least want tcrypt opens, each asking for the PIM on
+// stdin, none with an argument hidden or holding the PIM (checkNoSecrets looks for its value).
+func guestTcryptArgv(t *testing.T, e *stEnv, want int) {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(e.log, "*.console.log"))
+	n, bad := 0, 0
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.Contains(line, "run: cryptsetup open --type tcrypt") {
+				continue
+			}
+			n++
+			if !strings.Contains(line, " --veracrypt-query-pim") || strings.Contains(line, "(hidden)") || strings.Contains(line, "veracrypt-pim=") {
+				bad++
+				t.Errorf("the guest ran cryptsetup with the PIM in argv (or hid an argument): %s", line)
+			}
+		}
+	}
+	if n < want {
+		t.Fatalf("found %d tcrypt opens in the guest's command log (%v), want %d: is luksmount.debug on?", n, logs, want)
+	}
+	if bad == 0 {
+		t.Logf("%d tcrypt opens in the guest, none with the PIM in argv", n)
+	}
 }
 
 // checkNoSecrets looks for the passwords anywhere in every process's argv and environment and in
