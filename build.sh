@@ -207,7 +207,7 @@ soak() {
 	{
 		printf '| soak | size | result | time |\n|---|---|---|---|\n'
 		grep -o 'SOAK|.*' build/soak.log | awk -F'|' '{ printf "| %s | %s | %s | %s |\n", $2, $3, $4, $5 }'
-		grep -E '^--- FAIL' build/soak.log | sed 's/^--- FAIL: \([^ ]*\) (\(.*\))/| \1 | | FAILED (see build\/soak.log) | \2 |/'
+		{ grep -E '^--- FAIL' build/soak.log || true; } | sed 's/^--- FAIL: \([^ ]*\) (\(.*\))/| \1 | | FAILED (see build\/soak.log) | \2 |/'
 	} | tee build/soak-table.md
 	return $rc
 }
