@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 )
@@ -31,21 +30,12 @@ type Cmd struct {
 	// Output, if set, also receives stdout and stderr as they arrive, split into lines at \n, \r
 	// and \b (progress bars redraw with those), for tools whose progress is their output.
 	Output func(line string)
-	// Redact lists indexes into Args that String shows as "(hidden)", set by whoever builds the
-	// argument: for a value a log must not keep. Secrets still never go into Args (argv is
-	// readable in /proc); this is for what is merely private.
-	Redact []int
 }
 
-// String renders the command line for logs. Stdin and the Redact arguments are never shown.
+// String renders the command line for logs. Stdin is never shown; secrets never go into Args
+// (argv is readable in /proc), so the arguments are shown as they are.
 func (c Cmd) String() string {
-	args := slices.Clone(c.Args)
-	for _, i := range c.Redact {
-		if i >= 0 && i < len(args) {
-			args[i] = "(hidden)"
-		}
-	}
-	return strings.TrimSpace(c.Name + " " + strings.Join(args, " "))
+	return strings.TrimSpace(c.Name + " " + strings.Join(c.Args, " "))
 }
 
 // Result is what a tool did. A tool that ran and failed has ExitCode != 0 and a nil error.

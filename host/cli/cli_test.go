@@ -70,18 +70,25 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-// mountOptions through the real app: flags after the target work, lists split on commas.
-func TestMountOptionsParsing(t *testing.T) {
-	isolate(t)
-	var got supervisor.Options
+// mountOptionsApp is the real app with mount's action replaced by one that keeps the parsed
+// options in *got.
+func mountOptionsApp(got *supervisor.Options) *ucli.App {
 	app := (&env{stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}).app()
 	capture := func(c *ucli.Context) error {
 		o, err := mountOptions(c)
-		got = o
+		*got = o
 		return err
 	}
 	app.Action = capture
 	app.Commands[0].Action = capture
+	return app
+}
+
+// mountOptions through the real app: flags after the target work, lists split on commas.
+func TestMountOptionsParsing(t *testing.T) {
+	isolate(t)
+	var got supervisor.Options
+	app := mountOptionsApp(&got)
 	args := []string{"luksmount", "mount", "./rel.img", "-o", "ro,noatime", "--nfs-options=rsize=65536", "--memory", "1300",
 		"--key-file", "k", "--owner", "501:20", "--accel", "TCG", "/mnt/x"}
 	if err := app.Run(reorder(app, args)); err != nil {

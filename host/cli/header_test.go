@@ -7,22 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	ucli "github.com/urfave/cli/v2"
-
 	"github.com/luksmount/luksmount/host/supervisor"
 )
 
 func TestHeaderFlag(t *testing.T) {
 	isolate(t)
 	var got supervisor.Options
-	app := (&env{stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}).app()
-	capture := func(c *ucli.Context) error {
-		o, err := mountOptions(c)
-		got = o
-		return err
-	}
-	app.Action = capture
-	app.Commands[0].Action = capture
+	app := mountOptionsApp(&got)
 	wd, _ := os.Getwd()
 	// After the target too (reorder knows --header takes a value).
 	if err := app.Run(reorder(app, []string{"luksmount", "./data.img", "--header", "./hdr.img", "--no-mount"})); err != nil {
